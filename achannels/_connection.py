@@ -1,0 +1,311 @@
+"""The per-connection runtime: one task group per connection, owned tasks, cleanup.
+
+Every connection (WebSocket or HTTP) runs :func:`run_connection`, which opens the
+connection's task group, starts the disconnect watcher in it, runs the consumer in a
+cancel scope of its own, and on the way out - return, exception, client disconnect,
+cancellation or shutdown - runs the connection's closing work shielded and bounded,
+then cancels and joins every task the consumer started.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, TypeVarTuple
+
+import anyio
+import anyio.lowlevel
+from anyio.abc import TaskGroup, TaskStatus
+
+from ._asgi import Receive, Scope, Send, raise_app_errors
+from ._receiver import Receiver
+
+__all__ = ["Connection", "Connections", "RuntimeStatistics", "run_connection"]
+
+logger = logging.getLogger("achannels")
+
+PosArgs = TypeVarTuple("PosArgs")
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeStatistics:
+    """A snapshot of a runtime's connections and tasks.
+
+    Attributes:
+        connections_live: connections whose consumer or cleanup is still running.
+        connections_total: connections served since start.
+        tasks_live: tasks achannels runs for live connections (watchers and the
+            tasks consumers started); back to 0 when every connection has ended.
+        tasks_started: tasks started since start.
+        errors: consumer exceptions logged (each closed its connection with 1011/500).
+    """
+
+    connections_live: int
+    connections_total: int
+    tasks_live: int
+    tasks_started: int
+    errors: int
+
+
+class Connections:
+    """The live connections of a router or a server, with their counters."""
+
+    def __init__(self) -> None:
+        self.live: set[Connection] = set()
+        self.connections_total = 0
+        self.tasks_live = 0
+        self.tasks_started = 0
+        self.errors = 0
+        self._idle: anyio.Event | None = None
+
+    def statistics(self) -> RuntimeStatistics:
+        """Return a snapshot of the counters."""
+        return RuntimeStatistics(
+            connections_live=len(self.live),
+            connections_total=self.connections_total,
+            tasks_live=self.tasks_live,
+            tasks_started=self.tasks_started,
+            errors=self.errors,
+        )
+
+    def _add(self, connection: Connection) -> None:
+        self.live.add(connection)
+        self.connections_total += 1
+
+    def _remove(self, connection: Connection) -> None:
+        self.live.discard(connection)
+        if not self.live and self._idle is not None:
+            self._idle.set()
+            self._idle = None
+
+    async def wait_idle(self) -> None:
+        """Wait until no connection is live. A checkpoint."""
+        while self.live:
+            idle = self._idle = self._idle or anyio.Event()
+            await idle.wait()
+        await anyio.lowlevel.checkpoint()
+
+    async def close_all(self, *, code: int, grace: float, cleanup_timeout: float = 5.0) -> None:
+        """Close every live connection with ``code`` and wait for them to end.
+
+        Each connection's consumer gets ``grace`` seconds to finish after its close
+        (WebSockets receive a close frame; streaming HTTP responses end at once), then
+        it is cancelled and its shielded cleanup gets up to ``cleanup_timeout`` more.
+        """
+        for connection in list(self.live):
+            connection.request_close(code)
+        with anyio.move_on_after(grace):
+            await self.wait_idle()
+        for connection in list(self.live):
+            connection.cancel()
+        with anyio.move_on_after(cleanup_timeout):
+            await self.wait_idle()
+
+
+#: The server-wide registry when achannels' own serve entry point runs the app.
+server_connections: ContextVar[Connections | None] = ContextVar(
+    "achannels_server_connections", default=None
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionSettings:
+    """Limits and timings a router applies to each of its connections."""
+
+    watch_after: float = 0.1
+    max_buffered: int = 64
+    cleanup_timeout: float = 5.0
+
+
+class Connection:
+    """What WebSocket and HTTP connections share: scope, tasks, closing work."""
+
+    def __init__(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        *,
+        connections: Connections,
+        settings: ConnectionSettings,
+        path_params: dict[str, Any] | None = None,
+    ) -> None:
+        self.scope = scope
+        #: The converted path parameters of the route that matched.
+        self.path_params: dict[str, Any] = path_params or {}
+        self._send = send
+        self._receiver = Receiver(
+            receive, watch_after=settings.watch_after, max_buffered=settings.max_buffered
+        )
+        self._connections = connections
+        self._settings = settings
+        self._task_group: TaskGroup | None = None
+        self._consumer_scope = anyio.CancelScope()
+        self._error: Exception | None = None
+        self._cleanups: list[Callable[[], Awaitable[None]]] = []
+
+    # -- tasks owned by the connection ------------------------------------------
+
+    def start_soon(
+        self,
+        func: Callable[[*PosArgs], Awaitable[Any]],
+        *args: *PosArgs,
+        name: object = None,
+    ) -> None:
+        """Start ``func(*args)`` as a task owned by this connection.
+
+        The task is cancelled and joined when the connection ends. If it raises, the
+        connection fails as if the consumer had raised: logged, closed with 1011.
+
+        Raises:
+            RuntimeError: the connection has already ended.
+        """
+        task_group = self._require_task_group()
+        self._count_task()
+        task_group.start_soon(self._run_task, func, args, name=name)
+
+    async def start(
+        self,
+        func: Callable[..., Awaitable[Any]],
+        *args: object,
+        name: object = None,
+    ) -> Any:
+        """Start ``func(*args, task_status=...)`` and wait until it calls ``started()``.
+
+        Like ``TaskGroup.start``: returns the value passed to ``task_status.started``.
+        """
+        task_group = self._require_task_group()
+        self._count_task()
+        return await task_group.start(self._run_started_task, func, args, name=name)
+
+    def _require_task_group(self) -> TaskGroup:
+        if self._task_group is None:
+            raise RuntimeError("the connection has ended; it cannot start tasks")
+        return self._task_group
+
+    def _count_task(self) -> None:
+        self._connections.tasks_live += 1
+        self._connections.tasks_started += 1
+        if extra := server_connections.get():
+            extra.tasks_live += 1
+            extra.tasks_started += 1
+
+    def _uncount_task(self) -> None:
+        self._connections.tasks_live -= 1
+        if extra := server_connections.get():
+            extra.tasks_live -= 1
+
+    async def _run_task(self, func: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
+        try:
+            await func(*args)
+        except Exception as exc:
+            self.fail(exc)
+        finally:
+            self._uncount_task()
+
+    async def _run_started_task(
+        self,
+        func: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+        *,
+        task_status: TaskStatus[Any],
+    ) -> None:
+        try:
+            await func(*args, task_status=task_status)
+        except Exception as exc:
+            self.fail(exc)
+        finally:
+            self._uncount_task()
+
+    def add_cleanup(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run ``callback()`` when the connection ends, shielded and bounded.
+
+        Callbacks run last-added first, after the close message was sent.
+        """
+        self._cleanups.append(callback)
+
+    # -- ending -------------------------------------------------------------------
+
+    def fail(self, exc: Exception) -> None:
+        """Record ``exc`` as the reason the connection failed and stop the consumer."""
+        if self._error is None:
+            self._error = exc
+        else:
+            logger.error("another error in a failed connection", exc_info=exc)
+        self._consumer_scope.cancel()
+
+    def cancel(self) -> None:
+        """Cancel the consumer; its cleanup still runs."""
+        self._consumer_scope.cancel()
+
+    def request_close(self, code: int) -> None:
+        """Ask the connection to close with ``code`` (server shutdown)."""
+        self.cancel()
+
+    def _client_left(self) -> None:
+        self._consumer_scope.cancel()
+
+    async def _finish(self) -> None:
+        """Send what ends the connection for the client (close frame, 500...)."""
+
+    async def _run_cleanups(self) -> None:
+        while self._cleanups:
+            callback = self._cleanups.pop()
+            try:
+                await callback()
+            except Exception:
+                logger.exception("connection cleanup %r failed", callback)
+
+    def _log_error(self, exc: Exception) -> None:
+        self._connections.errors += 1
+        logger.error(
+            "consumer for %s %r raised; connection closed",
+            self.scope.get("type"),
+            self.scope.get("path"),
+            exc_info=exc,
+        )
+
+
+async def run_connection(connection: Connection, consumer: Callable[[], Awaitable[None]]) -> None:
+    """Run ``consumer()`` for ``connection`` in a task group of its own.
+
+    Returns when the consumer and every task it started have finished. Re-raises the
+    consumer's exception only when :data:`achannels._asgi.raise_app_errors` is set.
+    """
+    connections = connection._connections
+    extra = server_connections.get()
+    connections._add(connection)
+    if extra is not None:
+        extra._add(connection)
+    try:
+        async with anyio.create_task_group() as task_group:
+            connection._task_group = task_group
+            connection._count_task()
+            task_group.start_soon(_watch, connection)
+            try:
+                with connection._consumer_scope:
+                    try:
+                        await consumer()
+                    except Exception as exc:
+                        connection.fail(exc)
+            finally:
+                with anyio.move_on_after(connection._settings.cleanup_timeout, shield=True):
+                    await connection._finish()
+                    await connection._run_cleanups()
+                task_group.cancel_scope.cancel()
+    finally:
+        connection._task_group = None
+        connections._remove(connection)
+        if extra is not None:
+            extra._remove(connection)
+    if connection._error is not None and raise_app_errors.get():
+        raise connection._error
+
+
+async def _watch(connection: Connection) -> None:
+    try:
+        await connection._receiver.watch(connection._client_left)
+    finally:
+        connection._uncount_task()

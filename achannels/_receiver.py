@@ -1,0 +1,135 @@
+"""The single reader of a connection's ASGI ``receive``.
+
+The consumer awaits ASGI ``receive()`` directly, so a client frame costs no task or
+stream hop. A watcher task (started by the connection, owned by its task group)
+notices when the consumer has been away from ``receive()`` for ``watch_after``
+seconds, busy with something else; only then does it read on the consumer's behalf,
+buffering frames (bounded) so that a disconnect is seen promptly and the busy
+handler can be cancelled. ``receive()`` is never called concurrently and a pending
+server ``receive()`` is never abandoned while the connection lives, so no frame is
+lost or reordered.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+import anyio
+import anyio.lowlevel
+
+from ._asgi import Message, Receive
+
+__all__ = ["Receiver"]
+
+_END_TYPES = frozenset({"websocket.disconnect", "http.disconnect"})
+
+
+class Receiver:
+    """Share one ASGI ``receive`` between the consumer and the disconnect watcher."""
+
+    __slots__ = (
+        "_arrived",
+        "_buffer",
+        "_calls",
+        "_in_call",
+        "_left",
+        "_max_buffered",
+        "_receive",
+        "_room",
+        "_watch_after",
+        "_watcher_reading",
+        "ended",
+    )
+
+    def __init__(self, receive: Receive, *, watch_after: float, max_buffered: int) -> None:
+        if max_buffered < 1:
+            raise ValueError("max_buffered must be at least 1")
+        self._receive = receive
+        self._watch_after = watch_after
+        self._max_buffered = max_buffered
+        self._buffer: deque[Message] = deque()
+        self._in_call = False
+        self._watcher_reading = False
+        self._calls = 0
+        self._left: anyio.Event | None = None
+        self._arrived: anyio.Event | None = None
+        self._room: anyio.Event | None = None
+        #: True once a disconnect message has been read; nothing is read after it.
+        self.ended = False
+
+    async def receive(self) -> Message:
+        """Return the next ASGI message from the client.
+
+        A checkpoint. Cancelling it loses nothing: a message the watcher already read
+        stays buffered for the next call.
+
+        Raises:
+            RuntimeError: called while another ``receive()`` is pending.
+        """
+        if self._in_call:
+            raise RuntimeError("receive() is already being awaited on this connection")
+        if self._buffer:
+            await anyio.lowlevel.checkpoint()
+            return self._take()
+        self._in_call = True
+        try:
+            if self._watcher_reading:
+                arrived = self._arrived = anyio.Event()
+                await arrived.wait()
+                return self._take()
+            message = await self._receive()
+            if message["type"] in _END_TYPES:
+                self.ended = True
+            return message
+        finally:
+            self._in_call = False
+            self._arrived = None
+            self._calls += 1
+            if self._left is not None:
+                self._left.set()
+                self._left = None
+
+    def _take(self) -> Message:
+        message = self._buffer.popleft()
+        if self._room is not None:
+            self._room.set()
+            self._room = None
+        return message
+
+    async def watch(self, on_disconnect: Callable[[], None]) -> None:
+        """Read for a busy consumer; call ``on_disconnect`` if the client leaves meanwhile.
+
+        Runs until a disconnect message has been read or the task is cancelled.
+        """
+        while not self.ended:
+            if self._in_call:
+                left = self._left = anyio.Event()
+                await left.wait()
+                continue
+            if len(self._buffer) >= self._max_buffered:
+                room = self._room = anyio.Event()
+                await room.wait()
+                continue
+            calls = self._calls
+            await anyio.sleep(self._watch_after)
+            # Read only if the consumer stayed away from receive() the whole time.
+            while not (self._in_call or self._calls != calls or self.ended):
+                if len(self._buffer) >= self._max_buffered:
+                    break
+                await self._read_for_consumer(on_disconnect)
+
+    async def _read_for_consumer(self, on_disconnect: Callable[[], None]) -> None:
+        self._watcher_reading = True
+        try:
+            message = await self._receive()
+        finally:
+            self._watcher_reading = False
+        self._buffer.append(message)
+        if message["type"] in _END_TYPES:
+            self.ended = True
+        if self._arrived is not None:
+            self._arrived.set()
+            self._arrived = None
+        elif self.ended:
+            on_disconnect()

@@ -1,0 +1,269 @@
+"""The decorator router: the native way to declare consumers and serve them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from ._asgi import Receive, Scope, Send
+from ._connection import Connections, ConnectionSettings, RuntimeStatistics, run_connection
+from ._http import Request
+from ._paths import PathPattern, compile_path
+from ._responses import PlainTextResponse, Response
+from ._websocket import WebSocket
+
+__all__ = ["Router"]
+
+logger = logging.getLogger("achannels")
+
+WebSocketConsumer = Callable[..., Awaitable[None]]
+HTTPView = Callable[..., Awaitable[Response]]
+Hook = Callable[[], Awaitable[None]]
+W = TypeVar("W", bound=WebSocketConsumer)
+H = TypeVar("H", bound=HTTPView)
+K = TypeVar("K", bound=Hook)
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    pattern: PathPattern
+    endpoint: Callable[..., Awaitable[Any]]
+    methods: frozenset[str]
+
+
+class Router:
+    """Route WebSocket and HTTP connections to consumer functions; an ASGI 3 app.
+
+    Args:
+        shutdown_close_code: the close code live WebSockets get when the app shuts down.
+        shutdown_grace: seconds consumers get to finish after that close before
+            they are cancelled.
+        cleanup_timeout: seconds the shielded cleanup of one connection may take.
+        disconnect_check: how long (seconds) a consumer may stay away from
+            ``receive()`` before achannels reads on its behalf to notice a client
+            that left; that is how soon a busy consumer is cancelled.
+        receive_buffer: frames read on behalf of a busy consumer before reading
+            pauses (backpressure to the client).
+        max_message_size: the largest WebSocket frame accepted (bytes or characters);
+            a larger one closes the socket with 1009.
+        max_body_size: the largest HTTP request body :meth:`Request.body` reads; a
+            larger one answers 413.
+    """
+
+    #: Mounted in a ``URLRouter``, match the rest of the path rather than all of it.
+    _path_routing = True
+
+    def __init__(
+        self,
+        *,
+        shutdown_close_code: int = 1001,
+        shutdown_grace: float = 5.0,
+        cleanup_timeout: float = 5.0,
+        disconnect_check: float = 0.1,
+        receive_buffer: int = 64,
+        max_message_size: int = 1 << 20,
+        max_body_size: int = 1 << 20,
+    ) -> None:
+        if disconnect_check <= 0 or shutdown_grace < 0 or cleanup_timeout <= 0:
+            raise ValueError("timings must be positive")
+        self.shutdown_close_code = shutdown_close_code
+        self.shutdown_grace = shutdown_grace
+        self.max_message_size = max_message_size
+        self.max_body_size = max_body_size
+        self._settings = ConnectionSettings(
+            watch_after=disconnect_check,
+            max_buffered=receive_buffer,
+            cleanup_timeout=cleanup_timeout,
+        )
+        self._connections = Connections()
+        self._websocket_routes: list[_Route] = []
+        self._http_routes: list[_Route] = []
+        self._startup: list[Hook] = []
+        self._shutdown: list[Hook] = []
+
+    # -- declaring --------------------------------------------------------------------
+
+    def websocket(self, path: str) -> Callable[[W], W]:
+        """Register ``async def consumer(ws, **path_params)`` for WebSockets on ``path``."""
+        pattern = compile_path(path)
+
+        def register(consumer: W) -> W:
+            self._websocket_routes.append(_Route(pattern, consumer, frozenset()))
+            return consumer
+
+        return register
+
+    def http(self, path: str, *, methods: Iterable[str] = ("GET",)) -> Callable[[H], H]:
+        """Register ``async def view(request, **path_params) -> Response`` on ``path``.
+
+        ``HEAD`` is served wherever ``GET`` is, without the body.
+        """
+        pattern = compile_path(path)
+        allowed = frozenset(method.upper() for method in methods)
+        if "GET" in allowed:
+            allowed |= {"HEAD"}
+
+        def register(view: H) -> H:
+            self._http_routes.append(_Route(pattern, view, allowed))
+            return view
+
+        return register
+
+    def on_startup(self, hook: K) -> K:
+        """Run ``await hook()`` at lifespan startup, in registration order."""
+        self._startup.append(hook)
+        return hook
+
+    def on_shutdown(self, hook: K) -> K:
+        """Run ``await hook()`` at lifespan shutdown, after live connections closed."""
+        self._shutdown.append(hook)
+        return hook
+
+    # -- running ----------------------------------------------------------------------
+
+    def statistics(self) -> RuntimeStatistics:
+        """Return live and total counts of this router's connections and tasks."""
+        return self._connections.statistics()
+
+    async def aclose_connections(
+        self, *, code: int | None = None, grace: float | None = None
+    ) -> None:
+        """Close every live connection and wait until they have ended.
+
+        WebSockets get a close frame with ``code`` (default :attr:`shutdown_close_code`);
+        consumers get ``grace`` seconds (default :attr:`shutdown_grace`) before they
+        are cancelled. Streaming HTTP responses end at once.
+        """
+        await self._connections.close_all(
+            code=self.shutdown_close_code if code is None else code,
+            grace=self.shutdown_grace if grace is None else grace,
+            cleanup_timeout=self._settings.cleanup_timeout,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection."""
+        kind = scope.get("type")
+        if kind == "websocket":
+            await self._serve_websocket(scope, receive, send)
+        elif kind == "http":
+            await self._serve_http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._serve_lifespan(receive, send)
+        else:
+            raise ValueError(f"achannels.Router cannot serve ASGI scope type {kind!r}")
+
+    @staticmethod
+    def _route_path(scope: Scope) -> str:
+        remaining: str | None = scope.get("path_remaining")
+        if remaining is not None:
+            return remaining if remaining.startswith("/") else "/" + remaining
+        path: str = scope["path"]
+        root: str = scope.get("root_path") or ""
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        return path or "/"
+
+    async def _serve_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = self._route_path(scope)
+        for route in self._websocket_routes:
+            params = route.pattern.match(path)
+            if params is not None:
+                break
+        else:
+            route, params = None, {}
+        ws = WebSocket(
+            scope,
+            receive,
+            send,
+            connections=self._connections,
+            settings=self._settings,
+            path_params=params,
+        )
+        ws._setup(self.max_message_size)
+        first = await receive()
+        if first["type"] != "websocket.connect":
+            raise ValueError(f"expected websocket.connect, got {first['type']!r}")
+        if route is None:
+            logger.info("no WebSocket route for %r; denied with 404", path)
+            await ws.deny(404, body=b"Not Found")
+            return
+        endpoint = route.endpoint
+        await run_connection(ws, lambda: endpoint(ws, **params))
+
+    async def _serve_http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = self._route_path(scope)
+        matched = [
+            (route, params)
+            for route in self._http_routes
+            if (params := route.pattern.match(path)) is not None
+        ]
+        method = scope.get("method", "GET")
+        chosen = next(((r, p) for r, p in matched if method in r.methods), None)
+        if chosen is None:
+            if matched:
+                allow = ", ".join(sorted(set().union(*(r.methods for r, _ in matched))))
+                response = PlainTextResponse("Method Not Allowed", 405, headers={"allow": allow})
+            else:
+                response = PlainTextResponse("Not Found", 404)
+            await response(send)
+            return
+        route, params = chosen
+        request = Request(
+            scope,
+            receive,
+            send,
+            connections=self._connections,
+            settings=self._settings,
+            path_params=params,
+        )
+        request.max_body_size = self.max_body_size
+        view = route.endpoint
+
+        async def respond() -> None:
+            response = await view(request, **params)
+            if not isinstance(response, Response):
+                raise TypeError(
+                    f"HTTP view {view.__qualname__} returned {response!r}, not a Response"
+                )
+            if method == "HEAD":
+                await Response(
+                    b"",
+                    response.status,
+                    headers=[
+                        (k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers
+                    ],
+                )(request._send_tracked)
+            else:
+                await response(request._send_tracked)
+
+        await run_connection(request, respond)
+
+    async def _serve_lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                failed = await self._run_hooks(self._startup, "startup")
+                if failed is not None:
+                    await send({"type": "lifespan.startup.failed", "message": failed})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.aclose_connections()
+                failed = await self._run_hooks(self._shutdown, "shutdown")
+                if failed is not None:
+                    await send({"type": "lifespan.shutdown.failed", "message": failed})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    @staticmethod
+    async def _run_hooks(hooks: list[Hook], phase: str) -> str | None:
+        for hook in hooks:
+            try:
+                await hook()
+            except Exception as exc:
+                logger.exception("%s hook %r failed", phase, hook)
+                return f"{phase} hook {getattr(hook, '__qualname__', hook)!r} failed: {exc!r}"
+        return None
