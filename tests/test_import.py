@@ -1,0 +1,38 @@
+"""The public surface: what ``import achannels`` offers, with or without Django."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import achannels
+
+
+def test_all_is_sorted_and_complete() -> None:
+    public = {name for name in dir(achannels) if not name.startswith("_")}
+    modules = {"annotations", "exceptions", "routing", "testing", "layers"}
+    assert sorted(achannels.__all__) == achannels.__all__
+    assert set(achannels.__all__) == public - modules
+
+
+def test_import_does_not_pull_in_django_or_a_backend() -> None:
+    code = (
+        "import sys, achannels, achannels.routing, achannels.testing; "
+        "print(sorted(m for m in ('django', 'trio', 'asyncio') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert "django" not in out
+    assert "trio" not in out
+
+
+@pytest.mark.skipif(
+    os.environ.get("ACHANNELS_NO_DJANGO") != "1", reason="only in the session without Django"
+)
+def test_django_is_absent_when_the_session_says_so() -> None:
+    result = subprocess.run([sys.executable, "-c", "import django"], capture_output=True)
+    assert result.returncode != 0
