@@ -1,0 +1,130 @@
+"""The shared reader of ASGI ``receive``: direct path, busy consumer, disconnect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from achannels._asgi import Message
+from achannels._receiver import Receiver
+
+from .helpers import wait_until
+
+pytestmark = pytest.mark.anyio
+
+
+class FakeServer:
+    """An ASGI ``receive`` fed by the test; refuses concurrent calls."""
+
+    def __init__(self) -> None:
+        self.inbox: MemoryObjectSendStream[Message]
+        self._outbox: MemoryObjectReceiveStream[Message]
+        self.inbox, self._outbox = anyio.create_memory_object_stream[Message](100)
+        self.pending = 0
+        self.calls = 0
+
+    async def receive(self) -> Message:
+        assert self.pending == 0, "receive() called concurrently"
+        self.pending += 1
+        self.calls += 1
+        try:
+            return await self._outbox.receive()
+        finally:
+            self.pending -= 1
+
+    def close(self) -> None:
+        self.inbox.close()
+        self._outbox.close()
+
+
+def frame(text: str) -> dict[str, Any]:
+    return {"type": "websocket.receive", "text": text}
+
+
+async def test_direct_receive_keeps_order_and_never_wakes_the_watcher() -> None:
+    server = FakeServer()
+    receiver = Receiver(server.receive, watch_after=60, max_buffered=4)
+    left: list[int] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(receiver.watch, lambda: left.append(1))
+        for n in range(50):
+            server.inbox.send_nowait(frame(str(n)))
+        received = [(await receiver.receive())["text"] for _ in range(50)]
+        tg.cancel_scope.cancel()
+    assert received == [str(n) for n in range(50)]
+    assert server.calls == 50
+    assert left == []
+    server.close()
+
+
+async def test_busy_consumer_is_told_when_the_client_leaves() -> None:
+    server = FakeServer()
+    receiver = Receiver(server.receive, watch_after=0.01, max_buffered=4)
+    gone = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(receiver.watch, gone.set)
+        server.inbox.send_nowait(frame("a"))
+        server.inbox.send_nowait({"type": "websocket.disconnect", "code": 1001})
+        with anyio.fail_after(5):
+            await gone.wait()
+        assert receiver.ended
+        # Nothing the watcher read is lost: the consumer still gets both, in order.
+        assert (await receiver.receive())["text"] == "a"
+        assert (await receiver.receive())["type"] == "websocket.disconnect"
+    server.close()
+
+
+async def test_frames_read_for_a_busy_consumer_arrive_in_order() -> None:
+    server = FakeServer()
+    receiver = Receiver(server.receive, watch_after=0.01, max_buffered=3)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(receiver.watch, tg.cancel_scope.cancel)
+        for n in range(10):
+            server.inbox.send_nowait(frame(str(n)))
+        await wait_until(lambda: len(receiver._buffer) == 3)  # full: the watcher stops
+        assert server.calls == 3, "reading pauses when the buffer is full"
+        received = [(await receiver.receive())["text"] for _ in range(10)]
+        tg.cancel_scope.cancel()
+    assert received == [str(n) for n in range(10)]
+    server.close()
+
+
+async def test_a_cancelled_receive_loses_nothing() -> None:
+    server = FakeServer()
+    receiver = Receiver(server.receive, watch_after=0.01, max_buffered=4)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(receiver.watch, lambda: None)
+        with anyio.move_on_after(0.05):
+            await receiver.receive()
+        # Let the watcher take over reading, then cancel a consumer waiting on it.
+        await wait_until(lambda: receiver._watcher_reading)
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await receiver.receive()
+        server.inbox.send_nowait(frame("kept"))
+        with anyio.fail_after(5):
+            assert (await receiver.receive())["text"] == "kept"
+        tg.cancel_scope.cancel()
+    server.close()
+
+
+async def test_concurrent_receive_is_refused() -> None:
+    server = FakeServer()
+    receiver = Receiver(server.receive, watch_after=60, max_buffered=4)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(receiver.receive)
+        await anyio.wait_all_tasks_blocked()
+        with pytest.raises(RuntimeError, match="already being awaited"):
+            await receiver.receive()
+        tg.cancel_scope.cancel()
+    server.close()
+
+
+def test_buffer_must_hold_a_frame() -> None:
+    server = FakeServer()
+    with pytest.raises(ValueError, match="at least 1"):
+        Receiver(server.receive, watch_after=1, max_buffered=0)
+    server.close()
