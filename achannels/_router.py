@@ -159,7 +159,9 @@ class Router:
         remaining: str | None = scope.get("path_remaining")
         if remaining is not None:
             return remaining if remaining.startswith("/") else "/" + remaining
-        path: str = scope["path"]
+        path = scope.get("path")
+        if not isinstance(path, str):
+            raise ValueError(f"malformed ASGI scope: 'path' must be a str, got {path!r}")
         root: str = scope.get("root_path") or ""
         if root and path.startswith(root):
             path = path[len(root) :]

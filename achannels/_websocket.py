@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any, TypeVar
 
 import anyio
 
@@ -15,6 +15,7 @@ from .exceptions import InvalidMessage, MessageTooLarge, WebSocketDisconnect
 __all__ = ["WebSocket"]
 
 _DENIAL_EXTENSION = "websocket.http.response"
+T = TypeVar("T")
 HeaderPairs = Iterable[tuple[str | bytes, str | bytes]]
 
 
@@ -26,6 +27,25 @@ def _encode_headers(headers: HeaderPairs) -> list[tuple[bytes, bytes]]:
         )
         for name, value in headers
     ]
+
+
+class _Frames(AsyncIterator[T]):
+    """Frames until the client leaves or the socket is closed.
+
+    A plain iterator rather than an async generator: abandoning it (a cancelled
+    ``async for``) needs no finalisation, so nothing warns under trio.
+    """
+
+    __slots__ = ("_receive",)
+
+    def __init__(self, receive: Callable[[], Awaitable[T]]) -> None:
+        self._receive = receive
+
+    async def __anext__(self) -> T:
+        try:
+            return await self._receive()
+        except (WebSocketDisconnect, anyio.ClosedResourceError):
+            raise StopAsyncIteration from None
 
 
 class WebSocket(Connection):
@@ -206,12 +226,9 @@ class WebSocket(Connection):
         """Iterate over JSON text frames until the client leaves or the connection is closed."""
         return self._iterate(self.receive_json)
 
-    async def _iterate(self, receive: Any) -> AsyncIterator[Any]:
-        while True:
-            try:
-                yield await receive()
-            except (WebSocketDisconnect, anyio.ClosedResourceError):
-                return
+    @staticmethod
+    def _iterate(receive: Callable[[], Awaitable[T]]) -> AsyncIterator[T]:
+        return _Frames(receive)
 
     # -- ending -----------------------------------------------------------------------
 
