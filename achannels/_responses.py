@@ -87,6 +87,16 @@ class JSONResponse(Response):
 
     media_type = "application/json"
 
+    def __init__(
+        self,
+        content: Any,
+        status: int = 200,
+        *,
+        headers: HeaderInput | None = None,
+        media_type: str | None = None,
+    ) -> None:
+        super().__init__(content, status, headers=headers, media_type=media_type)
+
     def render(self, content: Any) -> bytes:
         """Encode ``content`` as UTF-8 JSON."""
         return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
