@@ -144,6 +144,7 @@ class Connection:
         self._task_group: TaskGroup | None = None
         self._consumer_scope = anyio.CancelScope()
         self._error: Exception | None = None
+        self._server_error: Exception | None = None
         self._cleanups: list[Callable[[], Awaitable[None]]] = []
 
     # -- tasks owned by the connection ------------------------------------------
@@ -259,6 +260,8 @@ class Connection:
                 logger.exception("connection cleanup %r failed", callback)
 
     def _log_error(self, exc: Exception) -> None:
+        """Count and log a server-side error (not a client's bad input or departure)."""
+        self._server_error = exc
         self._connections.errors += 1
         logger.error(
             "consumer for %s %r raised; connection closed",
@@ -271,8 +274,10 @@ class Connection:
 async def run_connection(connection: Connection, consumer: Callable[[], Awaitable[None]]) -> None:
     """Run ``consumer()`` for ``connection`` in a task group of its own.
 
-    Returns when the consumer and every task it started have finished. Re-raises the
-    consumer's exception only when :data:`achannels._asgi.raise_app_errors` is set.
+    Returns when the consumer and every task it started have finished. Re-raises a
+    consumer's server-side error (one that closed with 1011 / answered 500) only when
+    :data:`achannels._asgi.raise_app_errors` is set; a client's departure or bad input
+    ends the connection with its close code and is never re-raised.
     """
     connections = connection._connections
     extra = server_connections.get()
@@ -300,8 +305,8 @@ async def run_connection(connection: Connection, consumer: Callable[[], Awaitabl
         connections._remove(connection)
         if extra is not None:
             extra._remove(connection)
-    if connection._error is not None and raise_app_errors.get():
-        raise connection._error
+    if connection._server_error is not None and raise_app_errors.get():
+        raise connection._server_error
 
 
 async def _watch(connection: Connection) -> None:
