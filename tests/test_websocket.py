@@ -89,6 +89,7 @@ async def test_subprotocol_and_accept_headers() -> None:
     comm = WebsocketCommunicator(make_router(), "/proto/", subprotocols=["v1.chat", "v2.chat"])
     assert await comm.connect() == (True, "v2.chat")
     assert await comm.receive_from() == "'v2.chat'"
+    assert comm.response_headers is not None
     assert (b"x-room", b"lobby") in comm.response_headers
     await comm.disconnect()
 
