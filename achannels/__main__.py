@@ -6,7 +6,8 @@ import argparse
 import logging
 from collections.abc import Sequence
 
-from ._serve import import_app, serve
+from ._router import Router
+from ._serve import import_app, run_worker, serve
 
 __all__ = ["main"]
 
@@ -22,8 +23,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     run.add_argument("--shutdown-close-code", type=int, default=1001)
     run.add_argument("--shutdown-grace", type=float, default=5.0)
     run.add_argument("--log-level", default="INFO")
+    work = commands.add_parser("worker", help="run an app's @router.channel workers")
+    work.add_argument("app", help="the Router, as module:attribute")
+    work.add_argument("channels", nargs="*", help="channels to serve (default: all)")
+    work.add_argument("--worker-class", "-k", choices=["trio", "asyncio"], default="trio")
+    work.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "worker":
+        router = import_app(args.app)
+        if not isinstance(router, Router):
+            parser.error(f"{args.app} is not an achannels.Router")
+        run_worker(router, args.channels, worker_class=args.worker_class)
+        return
     serve(
         import_app(args.app),
         bind=args.bind or ["127.0.0.1:8000"],

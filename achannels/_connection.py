@@ -13,14 +13,18 @@ import logging
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, TypeVarTuple
+from typing import TYPE_CHECKING, Any, TypeVarTuple
 
 import anyio
 import anyio.lowlevel
 from anyio.abc import TaskGroup, TaskStatus
 
 from ._asgi import Receive, Scope, Send, raise_app_errors
+from ._layer_client import LayerClient
 from ._receiver import Receiver
+
+if TYPE_CHECKING:
+    from .layers import ChannelLayer
 
 __all__ = ["Connection", "Connections", "RuntimeStatistics", "run_connection"]
 
@@ -39,7 +43,9 @@ class RuntimeStatistics:
         tasks_live: tasks achannels runs for live connections (watchers and the
             tasks consumers started); back to 0 when every connection has ended.
         tasks_started: tasks started since start.
-        errors: consumer exceptions logged (each closed its connection with 1011/500).
+        errors: consumer and worker exceptions logged (each consumer error closed its
+            connection with 1011/500; a worker error only skipped that message).
+        worker_messages: layer messages handled by ``@router.channel`` workers.
     """
 
     connections_live: int
@@ -47,6 +53,7 @@ class RuntimeStatistics:
     tasks_live: int
     tasks_started: int
     errors: int
+    worker_messages: int
 
 
 class Connections:
@@ -58,6 +65,7 @@ class Connections:
         self.tasks_live = 0
         self.tasks_started = 0
         self.errors = 0
+        self.worker_messages = 0
         self._idle: anyio.Event | None = None
 
     def statistics(self) -> RuntimeStatistics:
@@ -68,6 +76,7 @@ class Connections:
             tasks_live=self.tasks_live,
             tasks_started=self.tasks_started,
             errors=self.errors,
+            worker_messages=self.worker_messages,
         )
 
     def _add(self, connection: Connection) -> None:
@@ -117,10 +126,11 @@ class ConnectionSettings:
     watch_after: float = 0.1
     max_buffered: int = 64
     cleanup_timeout: float = 5.0
+    layer: ChannelLayer | None = None
 
 
-class Connection:
-    """What WebSocket and HTTP connections share: scope, tasks, closing work."""
+class Connection(LayerClient):
+    """What WebSocket and HTTP connections share: scope, tasks, layer, closing work."""
 
     def __init__(
         self,
@@ -141,6 +151,7 @@ class Connection:
         )
         self._connections = connections
         self._settings = settings
+        self._layer = settings.layer
         self._task_group: TaskGroup | None = None
         self._consumer_scope = anyio.CancelScope()
         self._error: Exception | None = None

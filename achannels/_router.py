@@ -7,12 +7,18 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import anyio
+from anyio.abc import TaskStatus
+
 from ._asgi import Receive, Scope, Send
 from ._connection import Connections, ConnectionSettings, RuntimeStatistics, run_connection
 from ._http import Request
 from ._paths import PathPattern, compile_path
 from ._responses import PlainTextResponse, Response
 from ._websocket import WebSocket
+from ._workers import ChannelWorker, WorkerHandler, run_workers
+from .exceptions import InvalidChannelLayerError
+from .layers import ChannelLayer
 
 __all__ = ["Router"]
 
@@ -24,6 +30,7 @@ Hook = Callable[[], Awaitable[None]]
 W = TypeVar("W", bound=WebSocketConsumer)
 H = TypeVar("H", bound=HTTPView)
 K = TypeVar("K", bound=Hook)
+C = TypeVar("C", bound=WorkerHandler)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +44,11 @@ class Router:
     """Route WebSocket and HTTP connections to consumer functions; an ASGI 3 app.
 
     Args:
+        layer: the channel layer connections and workers use (``None``: no layer;
+            layer calls then raise ``InvalidChannelLayerError``).
+        run_workers: run the ``@router.channel`` workers inside the server process,
+            from lifespan startup to shutdown. Turn off when dedicated
+            ``python -m achannels worker`` processes serve them.
         shutdown_close_code: the close code live WebSockets get when the app shuts down.
         shutdown_grace: seconds consumers get to finish after that close before
             they are cancelled.
@@ -58,6 +70,8 @@ class Router:
     def __init__(
         self,
         *,
+        layer: ChannelLayer | None = None,
+        run_workers: bool = True,
         shutdown_close_code: int = 1001,
         shutdown_grace: float = 5.0,
         cleanup_timeout: float = 5.0,
@@ -68,6 +82,8 @@ class Router:
     ) -> None:
         if disconnect_check <= 0 or shutdown_grace < 0 or cleanup_timeout <= 0:
             raise ValueError("timings must be positive")
+        self.layer = layer
+        self.run_workers_in_process = run_workers
         self.shutdown_close_code = shutdown_close_code
         self.shutdown_grace = shutdown_grace
         self.max_message_size = max_message_size
@@ -76,12 +92,14 @@ class Router:
             watch_after=disconnect_check,
             max_buffered=receive_buffer,
             cleanup_timeout=cleanup_timeout,
+            layer=layer,
         )
         self._connections = Connections()
         self._websocket_routes: list[_Route] = []
         self._http_routes: list[_Route] = []
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
+        self._workers: dict[str, ChannelWorker] = {}
 
     # -- declaring --------------------------------------------------------------------
 
@@ -110,6 +128,50 @@ class Router:
             return view
 
         return register
+
+    def channel(self, name: str, *, concurrency: int = 1) -> Callable[[C], C]:
+        """Register ``async def worker(message)`` for every message on layer channel ``name``.
+
+        Up to ``concurrency`` messages are handled at once (default: one at a time,
+        in order). A worker that raises is logged and counted, and the next message
+        is handled: the worker keeps running.
+        """
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if name in self._workers:
+            raise ValueError(f"a worker for channel {name!r} is already registered")
+
+        def register(handler: C) -> C:
+            self._workers[name] = ChannelWorker(name, handler, concurrency)
+            return handler
+
+        return register
+
+    @property
+    def channel_names(self) -> list[str]:
+        """The layer channels that have a ``@router.channel`` worker."""
+        return list(self._workers)
+
+    async def run_workers(
+        self,
+        channels: Iterable[str] | None = None,
+        *,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve the ``@router.channel`` workers (all, or those of ``channels``) until cancelled.
+
+        Raises:
+            InvalidChannelLayerError: the router has no layer.
+            ValueError: a channel in ``channels`` has no worker.
+        """
+        if self.layer is None:
+            raise InvalidChannelLayerError("workers need a channel layer: pass layer= to Router()")
+        names = self.channel_names if channels is None else list(channels)
+        unknown = [name for name in names if name not in self._workers]
+        if unknown:
+            raise ValueError(f"no worker for channel(s) {unknown}; known: {self.channel_names}")
+        workers = [self._workers[name] for name in names]
+        await run_workers(self.layer, workers, self._connections, task_status=task_status)
 
     def on_startup(self, hook: K) -> K:
         """Run ``await hook()`` at lifespan startup, in registration order."""
@@ -243,22 +305,27 @@ class Router:
         await run_connection(request, respond)
 
     async def _serve_lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
+        message = await receive()
+        if message["type"] != "lifespan.startup":
+            raise ValueError(f"expected lifespan.startup, got {message['type']!r}")
+        failed = await self._run_hooks(self._startup, "startup")
+        if failed is not None:
+            await send({"type": "lifespan.startup.failed", "message": failed})
+            return
+        async with anyio.create_task_group() as task_group:
+            if self._workers and self.run_workers_in_process and self.layer is not None:
+                await task_group.start(self.run_workers)
+            await send({"type": "lifespan.startup.complete"})
             message = await receive()
-            if message["type"] == "lifespan.startup":
-                failed = await self._run_hooks(self._startup, "startup")
-                if failed is not None:
-                    await send({"type": "lifespan.startup.failed", "message": failed})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.aclose_connections()
-                failed = await self._run_hooks(self._shutdown, "shutdown")
-                if failed is not None:
-                    await send({"type": "lifespan.shutdown.failed", "message": failed})
-                else:
-                    await send({"type": "lifespan.shutdown.complete"})
-                return
+            if message["type"] != "lifespan.shutdown":
+                raise ValueError(f"expected lifespan.shutdown, got {message['type']!r}")
+            await self.aclose_connections()
+            task_group.cancel_scope.cancel()
+        failed = await self._run_hooks(self._shutdown, "shutdown")
+        if failed is not None:
+            await send({"type": "lifespan.shutdown.failed", "message": failed})
+        else:
+            await send({"type": "lifespan.shutdown.complete"})
 
     @staticmethod
     async def _run_hooks(hooks: list[Hook], phase: str) -> str | None:

@@ -13,14 +13,17 @@ from __future__ import annotations
 import importlib
 import signal
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
 from ._asgi import ASGIApp
 from ._connection import Connections, server_connections
 
-__all__ = ["import_app", "serve"]
+if TYPE_CHECKING:
+    from ._router import Router
+
+__all__ = ["import_app", "run_worker", "serve"]
 
 WorkerClass = Literal["trio", "asyncio"]
 
@@ -85,3 +88,31 @@ async def _serve(
     # hypercorn.trio or hypercorn.asyncio: the server's own module for the backend.
     hypercorn_serve: Any = importlib.import_module(f"hypercorn.{worker_class}").serve
     await hypercorn_serve(app, config, shutdown_trigger=shutdown_trigger)
+
+
+def run_worker(
+    router: Router, channels: Sequence[str] = (), *, worker_class: WorkerClass = "trio"
+) -> None:
+    """Serve ``router``'s ``@router.channel`` workers until SIGINT or SIGTERM.
+
+    ``channels`` picks some of them (default: all). The router's startup hooks run
+    first and its shutdown hooks last, as under a server. On the signal, handlers in
+    progress are cancelled; messages not yet taken stay in the layer.
+    """
+    anyio.run(_run_worker, router, list(channels) or None, backend=worker_class)
+
+
+async def _run_worker(router: Router, channels: list[str] | None) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        failed = await router._run_hooks(router._startup, "startup")
+        if failed is not None:
+            raise RuntimeError(failed)
+        try:
+            async with anyio.create_task_group() as task_group:
+                await task_group.start(router.run_workers, channels)
+                async for _ in signals:
+                    break
+                task_group.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await router._run_hooks(router._shutdown, "shutdown")

@@ -1,0 +1,167 @@
+"""What a connection does with the channel layer: its channel, groups, events.
+
+A connection gets a layer channel only when it first needs one (``group_add``,
+``get_channel_name``), so connections that never touch the layer pay nothing. Layer
+messages reach the consumer either through handlers registered with :meth:`on`,
+run one at a time by a reader task the connection owns, or in-line through
+:meth:`receive_event`. Group memberships are removed when the connection ends,
+shielded and bounded, whatever ended it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+
+from .exceptions import InvalidChannelLayerError
+
+if TYPE_CHECKING:
+    from .layers import ChannelLayer
+
+__all__ = ["EventHandler", "LayerClient"]
+
+EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
+E = TypeVar("E", bound=EventHandler)
+
+
+class LayerClient:
+    """The layer side of one connection (mixed into :class:`Connection`)."""
+
+    _layer: ChannelLayer | None
+    _channel_name: str | None = None
+    _groups: set[str] | None = None
+    _handlers: dict[str, EventHandler] | None = None
+    _reader_started = False
+
+    if TYPE_CHECKING:  # provided by Connection
+
+        def start_soon(self, func: Callable[..., Awaitable[Any]], *args: Any) -> None: ...
+
+        def add_cleanup(self, callback: Callable[[], Awaitable[None]]) -> None: ...
+
+    @property
+    def channel_layer(self) -> ChannelLayer:
+        """The router's channel layer.
+
+        Raises:
+            InvalidChannelLayerError: the router was created without ``layer=``.
+        """
+        if self._layer is None:
+            raise InvalidChannelLayerError(
+                "this connection has no channel layer: pass layer= to Router()"
+            )
+        return self._layer
+
+    @property
+    def channel_name(self) -> str | None:
+        """This connection's layer channel, or ``None`` until it first needed one."""
+        return self._channel_name
+
+    async def get_channel_name(self) -> str:
+        """Return this connection's layer channel, creating it on first call.
+
+        Messages sent to it (directly or through a group) reach the handlers
+        registered with :meth:`on`, or :meth:`receive_event`.
+        """
+        if self._channel_name is None:
+            self._channel_name = await self.channel_layer.new_channel()
+            self._start_reader()
+        return self._channel_name
+
+    async def group_add(self, group: str) -> None:
+        """Join ``group``; the membership ends when the connection ends. A checkpoint."""
+        channel = await self.get_channel_name()
+        if self._groups is None:
+            self._groups = set()
+            self.add_cleanup(self._leave_groups)
+        await self.channel_layer.group_add(group, channel)
+        self._groups.add(group)
+
+    async def group_discard(self, group: str) -> None:
+        """Leave ``group`` (nothing happens if this connection is not a member)."""
+        if self._channel_name is None or not self._groups or group not in self._groups:
+            return
+        await self.channel_layer.group_discard(group, self._channel_name)
+        self._groups.discard(group)
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        """Send ``message`` (a dict with a ``"type"``) to every member of ``group``."""
+        await self.channel_layer.group_send(group, message)
+
+    async def channel_send(self, channel: str, message: dict[str, Any]) -> None:
+        """Send ``message`` to one ``channel``; raises ``ChannelFull`` when it is full."""
+        await self.channel_layer.send(channel, message)
+
+    def on(self, message_type: str) -> Callable[[E], E]:
+        """Register ``async def handler(message)`` for layer messages of ``message_type``.
+
+        Handlers run one at a time, in arrival order, in a reader task the connection
+        owns. A message whose type has no handler fails the connection (1011) with a
+        ``LookupError`` naming the type: nothing is dropped silently.
+        """
+        if not isinstance(message_type, str) or not message_type:
+            raise TypeError(f"message type must be a non-empty str, not {message_type!r}")
+
+        def register(handler: E) -> E:
+            if self._handlers is None:
+                self._handlers = {}
+            self._handlers[message_type] = handler
+            self._start_reader()
+            return handler
+
+        return register
+
+    async def receive_event(self) -> dict[str, Any]:
+        """Wait for the next layer message sent to this connection, in-line.
+
+        For consumers that do not register handlers. A checkpoint; cancelling it takes
+        no message.
+
+        Raises:
+            RuntimeError: handlers are registered (the reader task receives instead).
+        """
+        if self._handlers:
+            raise RuntimeError("receive_event() cannot be used with handlers registered by on()")
+        return await self.channel_layer.receive(await self.get_channel_name())
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _start_reader(self) -> None:
+        if self._reader_started or not self._handlers or self._channel_name is None:
+            return
+        self._reader_started = True
+        self.start_soon(self._read_events, self.channel_layer, self._channel_name)
+
+    async def _read_events(self, layer: ChannelLayer, channel: str) -> None:
+        handlers = self._handlers
+        assert handlers is not None
+        receive_nowait: Callable[[str], dict[str, Any]] = getattr(
+            layer, "receive_nowait", _never_ready
+        )
+        while True:
+            # Drain what is queued without a wait per message; wait only when empty.
+            try:
+                message = receive_nowait(channel)
+            except anyio.WouldBlock:
+                message = await layer.receive(channel)
+            handler = handlers.get(message["type"])
+            if handler is None:
+                raise LookupError(
+                    f"no handler for layer message type {message['type']!r} on this connection"
+                    f" (handlers: {sorted(handlers)})"
+                )
+            await handler(message)
+
+    async def _leave_groups(self) -> None:
+        if self._channel_name is None or not self._groups:
+            return
+        layer = self.channel_layer
+        for group in list(self._groups):
+            await layer.group_discard(group, self._channel_name)
+        self._groups.clear()
+
+
+def _never_ready(channel: str) -> dict[str, Any]:
+    raise anyio.WouldBlock

@@ -1,0 +1,199 @@
+"""Consumers on the channel layer: channels, groups, handlers, cleanup."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import pytest
+
+from achannels import EventSourceResponse, Request, Response, Router, WebSocket
+from achannels.exceptions import InvalidChannelLayerError
+from achannels.layers import InMemoryChannelLayer
+from achannels.testing import HttpCommunicator, WebsocketCommunicator
+
+from .helpers import RawConnection, wait_until, ws_scope
+
+pytestmark = pytest.mark.anyio
+
+
+def chat_router(layer: InMemoryChannelLayer) -> Router:
+    router = Router(layer=layer)
+
+    @router.websocket("/chat/{room}/")
+    async def chat(ws: WebSocket, room: str) -> None:
+        await ws.accept()
+        await ws.group_add(f"chat_{room}")
+
+        @ws.on("chat.message")
+        async def relay(event: dict[str, Any]) -> None:
+            await ws.send_json({"message": event["message"]})
+
+        async for data in ws.iter_json():
+            await ws.group_send(f"chat_{room}", {"type": "chat.message", "message": data["m"]})
+
+    return router
+
+
+async def test_group_message_reaches_every_member() -> None:
+    layer = InMemoryChannelLayer()
+    router = chat_router(layer)
+    async with (
+        WebsocketCommunicator(router, "/chat/blue/") as alice,
+        WebsocketCommunicator(router, "/chat/blue/") as bob,
+        WebsocketCommunicator(router, "/chat/green/") as carol,
+    ):
+        for comm in (alice, bob, carol):
+            await comm.connect()
+        await wait_until(lambda: layer.statistics().group_members == 3)
+        await alice.send_json_to({"m": "hi"})
+        assert await alice.receive_json_from() == {"message": "hi"}
+        assert await bob.receive_json_from() == {"message": "hi"}
+        assert await carol.receive_nothing()
+        await alice.disconnect()
+        await bob.disconnect()
+        await carol.disconnect()
+    assert layer.statistics().group_members == 0
+
+
+async def test_inline_receive_event_and_channel_send() -> None:
+    layer = InMemoryChannelLayer()
+    router = Router(layer=layer)
+    names: list[str] = []
+
+    @router.websocket("/")
+    async def consumer(ws: WebSocket) -> None:
+        await ws.accept()
+        names.append(await ws.get_channel_name())
+        event = await ws.receive_event()
+        await ws.send_text(event["text"])
+
+    async with WebsocketCommunicator(router, "/") as comm:
+        await comm.connect()
+        await wait_until(lambda: bool(names))
+        await layer.send(names[0], {"type": "note", "text": "direct"})
+        assert await comm.receive_from() == "direct"
+
+
+async def test_a_message_type_without_handler_fails_the_connection() -> None:
+    layer = InMemoryChannelLayer()
+    router = Router(layer=layer)
+
+    @router.websocket("/")
+    async def consumer(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.group_add("g")
+
+        @ws.on("known")
+        async def known(event: dict[str, Any]) -> None:
+            await ws.send_text("known")
+
+        await ws.receive()
+
+    async with WebsocketCommunicator(router, "/") as comm:
+        await comm.connect()
+        await wait_until(lambda: layer.statistics().group_members == 1)
+        await layer.group_send("g", {"type": "unknown.kind"})
+        with pytest.raises(LookupError, match=r"no handler for layer message type 'unknown\.kind'"):
+            await comm.receive_from()
+
+
+async def test_receive_event_is_refused_while_handlers_are_registered() -> None:
+    router = Router(layer=InMemoryChannelLayer())
+
+    @router.websocket("/")
+    async def consumer(ws: WebSocket) -> None:
+        @ws.on("x")
+        async def handler(event: dict[str, Any]) -> None: ...
+
+        await ws.receive_event()
+
+    async with WebsocketCommunicator(router, "/") as comm:
+        with pytest.raises(RuntimeError, match="cannot be used with handlers"):
+            await comm.connect()
+
+
+async def test_layer_calls_without_a_layer_are_a_clear_error() -> None:
+    router = Router()
+
+    @router.websocket("/")
+    async def consumer(ws: WebSocket) -> None:
+        await ws.group_add("g")
+
+    async with WebsocketCommunicator(router, "/") as comm:
+        with pytest.raises(InvalidChannelLayerError, match="pass layer= to Router"):
+            await comm.connect()
+
+
+async def test_sse_stream_fed_by_layer_events() -> None:
+    layer = InMemoryChannelLayer()
+    router = Router(layer=layer)
+
+    @router.http("/feed")
+    async def feed(request: Request) -> Response:
+        await request.group_add("news")
+
+        async def events() -> AsyncIterator[str]:
+            while True:
+                event = await request.receive_event()
+                yield event["headline"]
+
+        return EventSourceResponse(events(), ping=None)
+
+    async with HttpCommunicator(router, "GET", "/feed") as comm:
+        await comm.receive_response_start()
+        await wait_until(lambda: layer.statistics().group_members == 1)
+        await layer.group_send("news", {"type": "news", "headline": "extra"})
+        assert await comm.receive_body_chunk() == b"data: extra\n\n"
+        await comm.send_disconnect()
+    assert layer.statistics().group_members == 0
+
+
+async def test_leak_two_thousand_group_members_are_all_released() -> None:
+    """Connections join groups, then disconnect, crash or are cancelled by the server."""
+    layer = InMemoryChannelLayer()
+    router = Router(layer=layer, disconnect_check=0.01)
+
+    @router.websocket("/{kind}/{n:int}/")
+    async def consumer(ws: WebSocket, kind: str, n: int) -> None:
+        await ws.accept()
+        await ws.group_add("everyone")
+        await ws.group_add(f"room{n % 10}")
+
+        @ws.on("ping")
+        async def ping(event: dict[str, Any]) -> None:
+            if kind == "crash":
+                raise RuntimeError("handler crash")
+
+        async for _ in ws:
+            pass
+
+    baseline = len(anyio.get_running_tasks())
+    kinds = ["disconnect", "crash", "cancel"]
+    for batch in range(10):
+        async with anyio.create_task_group() as tg:
+            conns = []
+            for n in range(200):
+                kind = kinds[n % 3]
+                conn = RawConnection(ws_scope(f"/{kind}/{n}/"))
+                conn.send_input({"type": "websocket.connect"})
+                tg.start_soon(conn.run, router)
+                conns.append((kind, conn))
+            for _, conn in conns:
+                await conn.output()
+            await wait_until(lambda: layer.statistics().group_members == 400)
+            await layer.group_send("everyone", {"type": "ping"})
+            for kind, conn in conns:
+                if kind == "disconnect":
+                    conn.send_input({"type": "websocket.disconnect", "code": 1000})
+            crashed = 67 * (batch + 1)
+            await wait_until(lambda: router.statistics().errors >= crashed)  # noqa: B023
+            tg.cancel_scope.cancel()
+        for _, conn in conns:
+            conn.close()
+    stats = layer.statistics()
+    assert (stats.group_members, stats.groups) == (0, 0)
+    assert router.statistics().connections_total == 2000
+    assert (router.statistics().connections_live, router.statistics().tasks_live) == (0, 0)
+    assert len(anyio.get_running_tasks()) == baseline
