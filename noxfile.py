@@ -47,9 +47,9 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
-    """Serve the demo on http://127.0.0.1:8000/ with hypercorn and trio."""
+    """Serve the chat demo on http://127.0.0.1:8000/ (hypercorn, trio, memory layer)."""
     session.install("-e", ".[server,trio]")
-    session.run("python", "-m", "achannels", "serve", "examples.echo.app:app", "-k", "trio")
+    session.run("python", "-m", "achannels", "serve", "examples.chat.app:app", "-k", "trio")
 
 
 @nox.session(python=PYTHON)
