@@ -18,7 +18,13 @@ from typing import Any, ClassVar, Protocol, TypeAlias, runtime_checkable
 
 from achannels.layers import _names
 
-__all__ = ["BaseChannelLayer", "ChannelLayer", "LayerMessage", "LayerStatistics"]
+__all__ = [
+    "BaseChannelLayer",
+    "CapacityPattern",
+    "ChannelLayer",
+    "LayerMessage",
+    "LayerStatistics",
+]
 
 #: A layer message: a ``dict`` with a ``str`` ``"type"`` (checked at run time).
 LayerMessage: TypeAlias = dict[str, Any]
@@ -58,8 +64,8 @@ class LayerStatistics:
 class ChannelLayer(Protocol):
     """What every channel layer provides (Channels' layer API plus ``statistics()``).
 
-    Every method is a checkpoint. ``receive()`` is the only one that waits: cancelling
-    it takes no message off the channel.
+    Every coroutine method is a checkpoint. ``receive()`` is the only one that waits:
+    cancelling it takes no message off the channel.
     """
 
     @property

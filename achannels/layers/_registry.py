@@ -1,39 +1,31 @@
-"""The memory layer's state: channels, groups, and their lazy expiry (never awaits).
+"""The memory layer's state: channels, groups and counters (sans-IO, never awaits).
 
-Expiry needs no background task. Two queues hold what may come due:
+A channel is a FIFO of ``(expires_at, message)`` plus the receivers parked on it. It
+exists in :attr:`Registry.channels` only while it holds messages or receivers; an
+emptied channel moves to a small bounded idle cache, so that a consumer that drains
+its channel and waits again reuses it instead of rebuilding (and re-validating) it.
 
-* ``due_channels``: one ``(expires_at, name)`` entry per channel name that had a
-  message queued since its entry was last processed. With one ``expiry`` for every
-  message and a monotonic clock the queue is nearly sorted; an entry re-queued with a
-  later message's expiry may be processed up to ``expiry`` late, which only delays
-  reclaiming memory (``take`` checks expiry itself).
-* ``due_groups``: a heap of ``(due, seq, group)``, one entry per group, due when its
-  oldest membership lapses. Members are kept in join order, so lapsed ones are a
-  prefix of the group's ``dict``.
-
-:meth:`Registry.tick` runs :meth:`Registry.sweep` every ``SWEEP_EVERY`` operations
-with a budget proportional to the operations since the last sweep, so reclaiming
-is amortised and keeps pace with whatever creates work.
+Wake-ups: each queued message wakes at most one parked receiver and ``woken`` counts
+receivers woken but not yet run. A woken receiver that is cancelled before it runs
+passes its wake-up on, so a message is never stranded while someone waits.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 from collections import deque
 from collections.abc import Callable
+from copy import deepcopy
 from typing import Final
 
 import anyio
 
 from achannels.layers._base import LayerMessage
 from achannels.layers._names import require_valid_channel_name
+from achannels.layers._reaper import Reaper
 
-__all__ = ["SWEEP_EVERY", "Channel", "Group", "Registry"]
+__all__ = ["Channel", "Group", "Registry"]
 
-SWEEP_EVERY: Final = 128  # operations between two sweeps
-SWEEP_RATIO: Final = 8  # due entries a sweep may process per operation since the last
-IDLE_CACHE: Final = 1024  # empty channels kept for reuse: a consumer's next receive()
+IDLE_CACHE: Final = 1024  # emptied channels kept for reuse
 
 
 class Channel:
@@ -68,7 +60,7 @@ class Group:
 
 
 class Registry:
-    """Channels, groups, counters and the sweep that reclaims them.
+    """Channels, groups and counters of one memory layer.
 
     Args:
         expiry: message lifetime in seconds.
@@ -90,16 +82,12 @@ class Registry:
         self.get_capacity = get_capacity
         self.clock = clock
         self.channels: dict[str, Channel] = {}  # channels with messages or receivers
-        self.idle: dict[str, Channel] = {}  # recently emptied ones, oldest first, bounded
+        self.idle: dict[str, Channel] = {}  # recently emptied ones, oldest first
         self.groups: dict[str, Group] = {}
         self.groups_of: dict[str, set[str]] = {}  # channel name -> names of its groups
-        self.due_channels: deque[tuple[float, str]] = deque()
-        self.armed: set[str] = set()  # channel names with an entry in due_channels
-        self.due_groups: list[tuple[float, int, Group]] = []
         self.members = 0
         self.sent = self.delivered = self.dropped_full = self.expired = 0
-        self._seq = itertools.count()
-        self._ops = 0
+        self.reaper = Reaper(self)
 
     # Channels
 
@@ -107,8 +95,7 @@ class Registry:
         """Return the channel called ``name``, creating it if needed.
 
         Raises:
-            TypeError: ``name`` is not a valid channel name (checked on creation only:
-                a known channel was checked when it was created).
+            TypeError: ``name`` is not a valid channel name (checked on creation only).
         """
         ch = self.channels.get(name)
         if ch is None:
@@ -119,8 +106,7 @@ class Registry:
         return ch
 
     def release(self, ch: Channel) -> None:
-        """Retire ``ch`` to the idle cache if it holds no state (nothing queued, nobody
-        waiting), so that a consumer's next ``receive()`` does not rebuild it."""
+        """Retire ``ch`` to the idle cache if nothing is queued and nobody waits."""
         if not ch.buffer and not ch.waiters and not ch.woken and not ch.closed:
             del self.channels[ch.name]
             idle = self.idle
@@ -129,11 +115,9 @@ class Registry:
                 del idle[next(iter(idle))]
 
     def put(self, ch: Channel, item: tuple[float, LayerMessage]) -> None:
-        """Queue ``item`` (room was checked by the caller) and wake one receiver."""
+        """Queue ``item`` (the caller checked for room) and wake one receiver."""
         ch.buffer.append(item)
-        if ch.name not in self.armed:
-            self.armed.add(ch.name)
-            self.due_channels.append((item[0], ch.name))
+        self.reaper.arm_channel(ch.name, item[0])
         if ch.waiters:
             ch.wake_one()
 
@@ -165,6 +149,30 @@ class Registry:
         self.expired += dropped
         return dropped
 
+    def fan_out(
+        self, grp: Group, message: LayerMessage, now: float, *, drop_oldest: bool, copy: bool
+    ) -> list[str]:
+        """Queue ``message`` on every member of ``grp``; return the members found full.
+
+        A full member is skipped, or with ``drop_oldest`` loses its oldest message.
+        Without ``copy`` every member shares one ``(expires_at, message)`` tuple.
+        """
+        item = (now + self.expiry, message)
+        full: list[str] = []
+        for name in grp.members:
+            ch = self.open(name)
+            if len(ch.buffer) >= ch.capacity and not self.drop_expired(ch, now):
+                full.append(name)
+                if not drop_oldest:
+                    continue
+                ch.buffer.popleft()
+            if copy:
+                item = (item[0], deepcopy(message))
+            self.put(ch, item)
+        self.sent += len(grp.members) - (0 if drop_oldest else len(full))
+        self.dropped_full += len(full)
+        return full
+
     # Groups
 
     def add_member(self, group: str, channel: str, now: float) -> None:
@@ -172,7 +180,7 @@ class Registry:
         grp = self.groups.get(group)
         if grp is None:
             grp = self.groups[group] = Group(group)
-            self._arm_group(grp, now + self.group_expiry)
+            self.reaper.arm_group(grp, now + self.group_expiry)
         if grp.members.pop(channel, None) is None:
             self.members += 1
             self.groups_of.setdefault(channel, set()).add(group)
@@ -194,13 +202,10 @@ class Registry:
         for name in self.groups_of.get(channel, set()).copy():
             self.remove_member(self.groups[name], channel)
 
-    def _arm_group(self, grp: Group, due: float) -> None:
-        heapq.heappush(self.due_groups, (due, next(self._seq), grp))
-
-    # Reclaiming
+    # Whole-layer operations
 
     def clear(self) -> None:
-        """Drop all queued messages and groups; keep channels that have receivers."""
+        """Drop every queued message and group; keep channels that have receivers."""
         for ch in list(self.channels.values()):
             ch.buffer.clear()
             self.release(ch)
@@ -208,56 +213,16 @@ class Registry:
         self.groups.clear()
         self.groups_of.clear()
         self.members = 0
-        self.due_channels.clear()
-        self.armed.clear()
-        self.due_groups.clear()
+        self.reaper.clear()
 
-    def tick(self, operations: int) -> None:
-        """Count ``operations``; every ``SWEEP_EVERY`` of them, sweep in proportion."""
-        self._ops += operations
-        if self._ops >= SWEEP_EVERY:
-            budget = self._ops * SWEEP_RATIO
-            self._ops = 0
-            self.sweep(self.clock(), budget)
-
-    def sweep(self, now: float, budget: int) -> None:
-        """Reclaim up to ``budget`` due entries: expired messages, channels, members."""
-        budget = self._expire_channels(now, budget)
-        self.expire_groups(now, budget)
-
-    def _expire_channels(self, now: float, budget: int) -> int:
-        due = self.due_channels
-        while budget > 0 and due and due[0][0] < now:
-            budget -= 1
-            name = due.popleft()[1]
-            self.armed.discard(name)
-            ch = self.channels.get(name)
-            if ch is None:
-                continue
-            if self.drop_expired(ch, now) and not ch.waiters and not ch.woken:
-                self.leave_all_groups(name)  # unread and nobody listening: presumed dead
-            if ch.buffer:
-                self.armed.add(name)
-                due.append((ch.buffer[0][0], name))
-            else:
-                self.release(ch)
-        return budget
-
-    def expire_groups(self, now: float, budget: int) -> None:
-        """Remove up to about ``budget`` memberships older than ``group_expiry``."""
-        heap = self.due_groups
-        while budget > 0 and heap and heap[0][0] < now:
-            budget -= 1
-            grp = heapq.heappop(heap)[2]
-            if self.groups.get(grp.name) is not grp:
-                continue  # emptied (and maybe re-created) since it was armed
-            lapsed: list[str] = []
-            for channel, joined in grp.members.items():
-                if joined + self.group_expiry >= now or len(lapsed) >= budget:
-                    break
-                lapsed.append(channel)
-            budget -= len(lapsed)
-            for channel in lapsed:
-                self.remove_member(grp, channel)
-            if grp.members:
-                self._arm_group(grp, next(iter(grp.members.values())) + self.group_expiry)
+    def close(self) -> None:
+        """Clear everything and wake every parked receiver to find its channel closed."""
+        for ch in self.channels.values():
+            ch.closed = True
+            ch.buffer.clear()
+            ch.woken += len(ch.waiters)
+            for event in ch.waiters:
+                event.set()
+            ch.waiters.clear()
+        self.channels.clear()
+        self.clear()

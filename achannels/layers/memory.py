@@ -1,24 +1,21 @@
 """The in-memory channel layer: one process, no server, bounded, and leak-free.
 
-Each channel is a bounded FIFO (a ``deque``) with a list of parked receivers; a group
-is an insertion-ordered ``dict`` of member channel names. ``group_send`` to G members
-is G appends of one shared ``(expires_at, message)`` tuple plus one ``Event.set()``
-per member that has a receiver parked: no task and no copy per member.
+Each channel is a bounded FIFO with its parked receivers; a group is an ordered
+``dict`` of member channel names. ``group_send`` to G members is G appends of one
+shared ``(expires_at, message)`` tuple plus one ``Event.set()`` per member with a
+receiver parked: no task and no copy per member.
 
 **Messages are treated as immutable.** Unlike Channels, the layer does not deep-copy:
-``send`` and ``group_send`` hand the very ``dict`` you passed to every receiver, so do
-not mutate a message after sending it, nor one you received. Pass
-``copy_messages=True`` to get Channels' copy-per-delivery instead.
+every receiver gets the very ``dict`` that was sent, so mutate neither a message you
+sent nor one you received. ``copy_messages=True`` restores Channels' copy per delivery.
 
-**Nothing grows without bound and the layer needs no task group.** Expired messages,
-channels abandoned with messages in them, and memberships older than
-``group_expiry`` are reclaimed by a lazy sweep: every 128 operations (a group
-delivery counts as one) the layer processes up to 8 due entries per operation, so
-the work is amortised and each pause is proportional to the call that triggers it.
-``statistics()`` sweeps everything that is due before counting. As in Channels, a
-channel whose messages expire while nobody is receiving on it is presumed dead and
-removed from all its groups; a receiver that finds expired messages is alive, so its
-memberships stay.
+**Nothing grows without bound, and no task group is needed.** Expired messages,
+channels abandoned with messages in them, and memberships older than ``group_expiry``
+are reclaimed by a lazy sweep that runs every 128 operations with a budget of 8 due
+entries per operation (a group delivery counts as one), so the work is amortised;
+``statistics()`` sweeps all that is due before counting. As in Channels, a channel
+whose messages expire while nobody receives on it is presumed dead and leaves its
+groups; a receiver that finds expired messages is alive, so its memberships stay.
 
 **A full member of a group never loses a message silently.** ``group_full_policy``
 chooses what ``group_send`` does for a member whose channel is at capacity:
@@ -35,7 +32,6 @@ per second, carrying the number dropped since the previous warning.
 
 from __future__ import annotations
 
-import logging
 import secrets
 import sys
 import time
@@ -48,21 +44,20 @@ from anyio.lowlevel import checkpoint
 
 from achannels.exceptions import ChannelFull
 from achannels.layers._base import BaseChannelLayer, CapacityPattern, LayerMessage, LayerStatistics
+from achannels.layers._drops import DropReporter
 from achannels.layers._names import (
     require_valid_channel_name,
     require_valid_group_name,
     require_valid_message,
 )
-from achannels.layers._registry import SWEEP_EVERY, Group, Registry
+from achannels.layers._reaper import SWEEP_EVERY
+from achannels.layers._registry import Registry
 
 __all__ = ["GroupFullPolicy", "InMemoryChannelLayer"]
 
 GroupFullPolicy: TypeAlias = Literal["skip", "raise", "drop_oldest"]
 
-logger = logging.getLogger("achannels.layers")
-
 _POLICIES: Final = ("skip", "raise", "drop_oldest")
-_LOG_INTERVAL: Final = 1.0  # seconds between two "member full" warnings
 
 
 class InMemoryChannelLayer(BaseChannelLayer):
@@ -113,8 +108,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self._reg = Registry(
             expiry=expiry, group_expiry=group_expiry, get_capacity=self.get_capacity, clock=clock
         )
-        self._unlogged = 0
-        self._next_log = -float("inf")
+        self._drops = DropReporter()
 
     async def send(self, channel: str, message: LayerMessage) -> None:
         """Put ``message`` on ``channel`` (a checkpoint; see :meth:`send_nowait`)."""
@@ -136,7 +130,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
             raise ChannelFull(channel)
         reg.put(ch, (now + self.expiry, deepcopy(message) if self.copy_messages else message))
         reg.sent += 1
-        reg.tick(1)
+        reg.reaper.tick(1)
 
     async def receive(self, channel: str) -> LayerMessage:
         """Wait for the next message on ``channel`` and return it.
@@ -152,7 +146,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         """
         await checkpoint()
         reg = self._reg
-        reg.tick(1)
+        reg.reaper.tick(1)
         ch = reg.open(channel)
         while (message := reg.take(ch)) is None:
             event = anyio.Event()
@@ -187,7 +181,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         if message is None:
             reg.release(ch)
             raise anyio.WouldBlock
-        reg.tick(1)
+        reg.reaper.tick(1)
         return message
 
     async def new_channel(self, prefix: str = "specific.") -> str:
@@ -209,7 +203,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         require_valid_channel_name(channel)
         await checkpoint()
         self._reg.add_member(group, channel, self._clock())
-        self._reg.tick(1)
+        self._reg.reaper.tick(1)
 
     async def group_discard(self, group: str, channel: str) -> None:
         """Remove ``channel`` from ``group`` if it is a member (a checkpoint)."""
@@ -219,7 +213,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         grp = self._reg.groups.get(group)
         if grp is not None and channel in grp.members:
             self._reg.remove_member(grp, channel)
-        self._reg.tick(1)
+        self._reg.reaper.tick(1)
 
     async def group_send(self, group: str, message: LayerMessage) -> None:
         """Put ``message`` on every member's channel without waiting (a checkpoint).
@@ -233,15 +227,24 @@ class InMemoryChannelLayer(BaseChannelLayer):
         await checkpoint()
         reg = self._reg
         now = self._clock()
-        if reg.due_groups and reg.due_groups[0][0] < now:
-            reg.expire_groups(now, SWEEP_EVERY)  # so lapsed members miss this message
+        if reg.reaper.due_groups and reg.reaper.due_groups[0][0] < now:
+            reg.reaper.expire_groups(now, SWEEP_EVERY)  # so lapsed members miss this one
         grp = reg.groups.get(group)
         if grp is None:
             return
-        full = self._deliver(grp, message, now)
-        reg.tick(len(grp.members))
+        full = reg.fan_out(
+            grp,
+            message,
+            now,
+            drop_oldest=self.group_full_policy == "drop_oldest",
+            copy=self.copy_messages,
+        )
+        reg.reaper.tick(len(grp.members))
+        if full and self.group_full_policy == "raise":
+            shown = ", ".join(full[:3]) + (", ..." if len(full) > 3 else "")
+            raise ChannelFull(f"{len(full)} member(s) of group {group!r} full: {shown}")
         if full:
-            self._report_full(group, full, now)
+            self._drops.report(group, full, self.group_full_policy, now)
 
     async def flush(self) -> None:
         """Discard every message, channel and group (a checkpoint, before it acts).
@@ -257,21 +260,13 @@ class InMemoryChannelLayer(BaseChannelLayer):
         The work is done before the checkpoint, so it happens even if the caller is
         cancelled. As with Channels, the layer can still be used afterwards.
         """
-        for ch in self._reg.channels.values():
-            ch.closed = True
-            ch.buffer.clear()
-            ch.woken += len(ch.waiters)
-            for event in ch.waiters:
-                event.set()
-            ch.waiters.clear()
-        self._reg.channels.clear()
-        self._reg.clear()
+        self._reg.close()
         await checkpoint()
 
     def statistics(self) -> LayerStatistics:
         """Reclaim everything that is due, then return the layer's counters."""
         reg = self._reg
-        reg.sweep(self._clock(), sys.maxsize)
+        reg.reaper.sweep(self._clock(), sys.maxsize)
         return LayerStatistics(
             sent=reg.sent,
             delivered=reg.delivered,
@@ -281,38 +276,3 @@ class InMemoryChannelLayer(BaseChannelLayer):
             groups=len(reg.groups),
             group_members=reg.members,
         )
-
-    # Delivery policy. Nothing below awaits: each call is atomic for the event loop.
-
-    def _deliver(self, grp: Group, message: LayerMessage, now: float) -> list[str]:
-        reg = self._reg
-        item = (now + self.expiry, message)
-        drop_oldest = self.group_full_policy == "drop_oldest"
-        full: list[str] = []
-        for name in grp.members:
-            ch = reg.open(name)
-            if len(ch.buffer) >= ch.capacity and not reg.drop_expired(ch, now):
-                full.append(name)
-                if not drop_oldest:
-                    continue
-                ch.buffer.popleft()
-            if self.copy_messages:
-                item = (item[0], deepcopy(message))
-            reg.put(ch, item)
-        reg.sent += len(grp.members) - (0 if drop_oldest else len(full))
-        reg.dropped_full += len(full)
-        return full
-
-    def _report_full(self, group: str, full: list[str], now: float) -> None:
-        shown = ", ".join(full[:3]) + (", ..." if len(full) > 3 else "")
-        if self.group_full_policy == "raise":
-            raise ChannelFull(f"{len(full)} member(s) of group {group!r} full: {shown}")
-        self._unlogged += len(full)
-        if now >= self._next_log:
-            logger.warning(
-                "group_send to %r: %d member channel(s) full (%s), policy %r; "
-                "%d message(s) dropped since the last report",
-                group, len(full), shown, self.group_full_policy, self._unlogged,
-            )  # fmt: skip
-            self._unlogged = 0
-            self._next_log = now + _LOG_INTERVAL
