@@ -1,0 +1,78 @@
+"""Django's ``CHANNEL_LAYERS`` setting, read lazily: the Channels-compatible manager.
+
+This is the one place where a layer is looked up by alias from settings; the
+native core never reads it (a ``Router`` gets its layer passed in).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from achannels.exceptions import InvalidChannelLayerError
+from achannels.layers._base import ChannelLayer
+from achannels.layers._open import layer_from_config
+
+__all__ = ["DEFAULT_CHANNEL_LAYER", "ChannelLayerManager", "channel_layers", "get_channel_layer"]
+
+DEFAULT_CHANNEL_LAYER = "default"
+
+
+class ChannelLayerManager:
+    """Create each configured layer on first use and keep it, per alias."""
+
+    def __init__(self) -> None:
+        self.backends: dict[str, ChannelLayer] = {}
+
+    @property
+    def configs(self) -> Mapping[str, Any]:
+        """The ``CHANNEL_LAYERS`` setting (empty when Django or the setting is absent)."""
+        try:
+            from django.conf import settings
+        except ImportError:
+            return {}
+        configs: Mapping[str, Any] = getattr(settings, "CHANNEL_LAYERS", None) or {}
+        return configs
+
+    def make_backend(self, name: str) -> ChannelLayer:
+        """Create the layer configured as ``name``."""
+        return self._make(name, test=False)
+
+    def make_test_backend(self, name: str) -> ChannelLayer:
+        """Create the layer configured as ``name`` with its ``TEST_CONFIG``."""
+        return self._make(name, test=True)
+
+    def _make(self, name: str, *, test: bool) -> ChannelLayer:
+        try:
+            config = self.configs[name]
+        except KeyError:
+            raise InvalidChannelLayerError(f"no channel layer {name!r} in CHANNEL_LAYERS") from None
+        return layer_from_config(config, test=test)
+
+    def __getitem__(self, name: str) -> ChannelLayer:
+        if name not in self.backends:
+            self.backends[name] = self.make_backend(name)
+        return self.backends[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.configs
+
+    def set(self, name: str, layer: ChannelLayer) -> ChannelLayer | None:
+        """Install ``layer`` as ``name`` (for tests); return the one it replaces."""
+        old = self.backends.get(name)
+        self.backends[name] = layer
+        return old
+
+
+#: The process-wide manager, as in Channels (``from channels.layers import channel_layers``).
+channel_layers = ChannelLayerManager()
+
+
+def get_channel_layer(alias: str = DEFAULT_CHANNEL_LAYER) -> ChannelLayer | None:
+    """Return the layer configured as ``alias`` in ``CHANNEL_LAYERS``, or ``None``."""
+    try:
+        return channel_layers[alias]
+    except InvalidChannelLayerError:
+        if alias in channel_layers:
+            raise
+        return None
