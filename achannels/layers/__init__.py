@@ -20,10 +20,10 @@ from achannels.layers._open import create_channel_layer, layer_from_config, open
 from achannels.layers.memory import InMemoryChannelLayer
 
 __all__ = [
-    "DEFAULT_CHANNEL_LAYER",
     "BaseChannelLayer",
     "ChannelLayer",
     "ChannelLayerManager",
+    "DEFAULT_CHANNEL_LAYER",
     "InMemoryChannelLayer",
     "LayerStatistics",
     "channel_layers",
