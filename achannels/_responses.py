@@ -146,7 +146,11 @@ class ServerSentEvent:
 
     def encode(self) -> bytes:
         """Return the event in the ``text/event-stream`` wire format."""
-        data = self.data if isinstance(self.data, str) else json.dumps(self.data)
+        data = (
+            self.data
+            if isinstance(self.data, str)
+            else json.dumps(self.data, separators=(",", ":"), ensure_ascii=False)
+        )
         lines = []
         if self.id is not None:
             lines.append(f"id: {_single_line(self.id, 'id')}")
@@ -168,8 +172,9 @@ class EventSourceResponse(StreamingResponse):
     """A ``text/event-stream`` response fed by an async iterable of events.
 
     Each item is a :class:`ServerSentEvent`, a ``str`` (sent as ``data``) or any
-    JSON-serialisable value. Every ``ping`` seconds without an event a comment line
-    is sent, so proxies keep the stream open and a departed client is noticed.
+    JSON-serialisable value (sent as compact JSON). Every ``ping`` seconds a comment
+    line is sent as well, so proxies keep the stream open and a departed client is
+    noticed even when the source is quiet.
     The stream ends when the iterable ends, the client goes away, or the server
     shuts down.
     """
@@ -190,7 +195,7 @@ class EventSourceResponse(StreamingResponse):
         self.ping = ping
 
     async def __call__(self, send: Send) -> None:
-        """Send the events, with keep-alive comments when the source is quiet."""
+        """Send the events, with a keep-alive comment every ``ping`` seconds."""
         lock = anyio.Lock()
 
         async def send_chunk(data: bytes) -> None:

@@ -82,6 +82,8 @@ class Router:
     ) -> None:
         if disconnect_check <= 0 or shutdown_grace < 0 or cleanup_timeout <= 0:
             raise ValueError("timings must be positive")
+        if receive_buffer < 1 or max_message_size < 1 or max_body_size < 0:
+            raise ValueError("receive_buffer and max_message_size must be at least 1")
         self.layer = layer
         self.run_workers_in_process = run_workers
         self.shutdown_close_code = shutdown_close_code
@@ -292,13 +294,9 @@ class Router:
                     f"HTTP view {view.__qualname__} returned {response!r}, not a Response"
                 )
             if method == "HEAD":
-                await Response(
-                    b"",
-                    response.status,
-                    headers=[
-                        (k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers
-                    ],
-                )(request._send_tracked)
+                start = {"status": response.status, "headers": response.headers}
+                await request._send_tracked({"type": "http.response.start", **start})
+                await request._send_tracked({"type": "http.response.body", "body": b""})
             else:
                 await response(request._send_tracked)
 
@@ -321,18 +319,28 @@ class Router:
                 raise ValueError(f"expected lifespan.shutdown, got {message['type']!r}")
             await self.aclose_connections()
             task_group.cancel_scope.cancel()
-        failed = await self._run_hooks(self._shutdown, "shutdown")
+        failed = await self._run_hooks(self._shutdown, "shutdown", stop_on_error=False)
         if failed is not None:
             await send({"type": "lifespan.shutdown.failed", "message": failed})
         else:
             await send({"type": "lifespan.shutdown.complete"})
 
     @staticmethod
-    async def _run_hooks(hooks: list[Hook], phase: str) -> str | None:
+    async def _run_hooks(
+        hooks: list[Hook], phase: str, *, stop_on_error: bool = True
+    ) -> str | None:
+        """Run ``hooks`` in order; return the first failure, described, or ``None``.
+
+        Startup stops at the first failure; shutdown runs every hook regardless.
+        """
+        first: str | None = None
         for hook in hooks:
             try:
                 await hook()
             except Exception as exc:
                 logger.exception("%s hook %r failed", phase, hook)
-                return f"{phase} hook {getattr(hook, '__qualname__', hook)!r} failed: {exc!r}"
-        return None
+                name = getattr(hook, "__qualname__", hook)
+                first = first or f"{phase} hook {name!r} failed: {exc!r}"
+                if stop_on_error:
+                    break
+        return first

@@ -115,4 +115,4 @@ async def _run_worker(router: Router, channels: list[str] | None) -> None:
                 task_group.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
-                await router._run_hooks(router._shutdown, "shutdown")
+                await router._run_hooks(router._shutdown, "shutdown", stop_on_error=False)

@@ -29,6 +29,17 @@ def _encode_headers(headers: HeaderPairs) -> list[tuple[bytes, bytes]]:
     ]
 
 
+_MAX_REASON_BYTES = 123  # what a close frame's payload leaves for the reason
+
+
+def _fit_reason(reason: str) -> str:
+    """Cut ``reason`` to at most 123 UTF-8 bytes without splitting a character."""
+    encoded = reason.encode("utf-8")
+    if len(encoded) <= _MAX_REASON_BYTES:
+        return reason
+    return encoded[:_MAX_REASON_BYTES].decode("utf-8", "ignore")
+
+
 class _Frames(AsyncIterator[T]):
     """Frames until the client leaves or the socket is closed.
 
@@ -112,6 +123,8 @@ class WebSocket(Connection):
         elsewhere the server answers 403 to a plain close, whatever ``status`` says.
         """
         if _DENIAL_EXTENSION not in (self.scope.get("extensions") or {}):
+            if self._state.state is not WebSocketState.CONNECTING:
+                self._state.deny()  # raises: only a handshake in progress can be denied
             await self.close()
             return
         self._state.deny()
@@ -128,7 +141,12 @@ class WebSocket(Connection):
         """Close the connection; closing twice, or after the client left, does nothing.
 
         Before :meth:`accept` this rejects the handshake (the server answers 403).
+
+        Raises:
+            ValueError: ``reason`` is over the 123 UTF-8 bytes a close frame can carry.
         """
+        if len(reason.encode("utf-8")) > _MAX_REASON_BYTES:
+            raise ValueError(f"close reason over {_MAX_REASON_BYTES} UTF-8 bytes: {reason!r}")
         if self._state.close(code, reason):
             await self._send({"type": "websocket.close", "code": code, "reason": reason})
 
@@ -244,7 +262,7 @@ class WebSocket(Connection):
         if error is None or isinstance(error, WebSocketDisconnect):
             code, reason = 1000, ""
         elif isinstance(error, InvalidMessage):
-            code, reason = error.close_code, str(error)[:120]
+            code, reason = error.close_code, _fit_reason(str(error))
             logger.warning("closing WebSocket %r with %d: %s", self.scope.get("path"), code, error)
         elif isinstance(error, MessageTooLarge):
             code, reason = 1009, "message too large"

@@ -52,7 +52,7 @@ class WebSocketDisconnect(AchannelsError):
     """The client closed the WebSocket, or the connection dropped.
 
     Attributes:
-        code: the close code the server reported (1006 when it gave none).
+        code: the close code the server reported (1005, "no status", when it gave none).
         reason: the close reason, ``""`` when none was given.
     """
 

@@ -140,7 +140,7 @@ def test_server_sent_event_wire_format() -> None:
     assert event.encode() == (
         b"id: 7\nevent: note\nretry: 1500\ndata: line one\ndata: line two\n\n"
     )
-    assert ServerSentEvent({"n": 1}).encode() == b'data: {"n": 1}\n\n'
+    assert ServerSentEvent({"n": 1, "é": "ü"}).encode() == 'data: {"n":1,"é":"ü"}\n\n'.encode()
     with pytest.raises(ValueError, match="single line"):
         ServerSentEvent("x", event="two\nlines").encode()
 
