@@ -39,13 +39,15 @@ async def room_page(request: Request, room: str) -> HTMLResponse:
 @app.websocket("/ws/chat/{room:slug}/")
 async def chat(ws: WebSocket, room: str) -> None:
     """Relay every message a member sends to everyone in the room."""
-    await ws.accept()
     group = f"chat_{room}"
+    # Join before accepting: once the page shows "connected", no message is missed.
     await ws.group_add(group)  # left automatically when the socket ends
 
     @ws.on("chat.message")
     async def relay(event: dict[str, Any]) -> None:
         await ws.send_json({"message": event["message"]})
+
+    await ws.accept()
 
     async for data in ws.iter_json():
         message = data.get("message") if isinstance(data, dict) else None
