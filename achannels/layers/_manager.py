@@ -26,10 +26,12 @@ class ChannelLayerManager:
 
     @property
     def configs(self) -> Mapping[str, Any]:
-        """The ``CHANNEL_LAYERS`` setting (empty when Django or the setting is absent)."""
+        """The ``CHANNEL_LAYERS`` setting (empty without Django, settings, or the setting)."""
         try:
             from django.conf import settings
         except ImportError:
+            return {}
+        if not settings.configured:
             return {}
         configs: Mapping[str, Any] = getattr(settings, "CHANNEL_LAYERS", None) or {}
         return configs

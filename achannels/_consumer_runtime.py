@@ -1,0 +1,168 @@
+"""Run a Channels-style class consumer on the per-connection runtime.
+
+The consumer reads client messages straight from ASGI ``receive`` (through the
+connection's shared reader) and, when it has a layer channel, layer messages from a
+reader task the connection owns. Dispatch stays one message at a time, as Channels
+does it, through a gate that costs two attribute writes when nobody else is
+dispatching. When the connection ends for any reason, the consumer's disconnect
+handler runs (shielded, bounded) with the client's disconnect message or, if the
+client never sent one, a synthesised one: groups are left and ``disconnect()`` runs
+even after an error, a cancellation or a server shutdown.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+import anyio
+
+from ._asgi import Message
+from ._connection import Connection, logger
+from .exceptions import StopConsumer
+
+__all__ = ["ConsumerConnection", "DispatchGate"]
+
+Dispatch = Callable[[Message], Awaitable[None]]
+LayerReceive = Callable[[], Awaitable[Message]]
+
+
+class DispatchGate:
+    """Let one dispatch run at a time (client messages and layer messages alternate)."""
+
+    __slots__ = ("_busy", "_waiters")
+
+    def __init__(self) -> None:
+        self._busy = False
+        self._waiters: deque[anyio.Event] = deque()
+
+    async def run(self, dispatch: Dispatch, message: Message) -> None:
+        """Run ``dispatch(message)`` once no other dispatch is running."""
+        while self._busy:
+            turn = anyio.Event()
+            self._waiters.append(turn)
+            try:
+                await turn.wait()
+            except BaseException:
+                if turn in self._waiters:
+                    self._waiters.remove(turn)
+                elif self._waiters and not self._busy:
+                    self._waiters.popleft().set()  # pass on the turn we were given
+                raise
+        self._busy = True
+        try:
+            await dispatch(message)
+        finally:
+            self._busy = False
+            if self._waiters:
+                self._waiters.popleft().set()
+
+
+class ConsumerConnection(Connection):
+    """A connection driven by a class consumer's ``dispatch``; tracks what was sent."""
+
+    _accepted = False
+    _closed = False
+    _started = False
+    _disconnect_dispatched = False
+    _dispatch: Dispatch
+
+    async def send(self, message: Message) -> None:
+        """Pass ``message`` to the server, noting accept/close/response start."""
+        kind = message["type"]
+        if kind == "websocket.accept":
+            self._accepted = True
+        elif kind == "websocket.close" or kind == "websocket.http.response.start":
+            self._closed = True
+        elif kind == "http.response.start":
+            self._started = True
+        await self._send(message)
+
+    async def serve(
+        self, dispatch: Dispatch, layer_receive: Callable[[], Awaitable[Message]] | None
+    ) -> None:
+        """Dispatch client (and layer) messages until the consumer stops."""
+        self._dispatch = dispatch
+        gate = DispatchGate()
+        if layer_receive is not None:
+            self.start_soon(self._layer_loop, gate, layer_receive)
+        try:
+            while True:
+                message = await self._receiver.receive()
+                if message["type"] in _DISCONNECTS:
+                    # Nothing can follow a disconnect: dispatch it, then end.
+                    self._disconnect_dispatched = True
+                    await gate.run(dispatch, message)
+                    return
+                await gate.run(dispatch, message)
+        except StopConsumer:
+            return
+
+    async def _layer_loop(
+        self, gate: DispatchGate, receive: Callable[[], Awaitable[Message]]
+    ) -> None:
+        try:
+            while True:
+                await gate.run(self._dispatch, await receive())
+        except StopConsumer:
+            self.cancel()
+
+    async def _finish(self) -> None:
+        error = self._error
+        if error is not None and not isinstance(error, StopConsumer):
+            self._log_error(error)
+            try:
+                await self._send_failure()
+            except Exception as exc:  # the transport may already be gone
+                logger.debug("could not report the failure of %r: %r", self.scope.get("path"), exc)
+        if not self._disconnect_dispatched and hasattr(self, "_dispatch"):
+            self._disconnect_dispatched = True
+            try:
+                await self._dispatch(self._disconnect_message())
+            except StopConsumer:
+                pass
+            except Exception:
+                logger.exception("disconnect handler of %r failed", self.scope.get("path"))
+
+    async def _send_failure(self) -> None:
+        kind = self.scope.get("type")
+        if kind == "websocket":
+            if self._accepted and not self._closed:
+                await self.send({"type": "websocket.close", "code": 1011, "reason": ""})
+            elif not self._accepted and not self._closed:
+                if "websocket.http.response" in (self.scope.get("extensions") or {}):
+                    start = {"type": "websocket.http.response.start", "status": 500, "headers": []}
+                    await self.send(start)
+                    await self.send({"type": "websocket.http.response.body", "body": b""})
+                else:
+                    await self.send({"type": "websocket.close", "code": 1011, "reason": ""})
+        elif kind == "http" and not self._started:
+            headers = [(b"content-type", b"text/plain; charset=utf-8")]
+            await self.send({"type": "http.response.start", "status": 500, "headers": headers})
+            await self.send({"type": "http.response.body", "body": b"Internal Server Error"})
+
+    def _disconnect_message(self) -> Message:
+        """The client's disconnect message if it was read, else a synthesised one."""
+        buffered = [m for m in self._receiver._buffer if m["type"] in _DISCONNECTS]
+        if buffered:
+            return buffered[-1]
+        if self.scope.get("type") == "http":
+            return {"type": "http.disconnect"}
+        return {"type": "websocket.disconnect", "code": self._close_code_for_end()}
+
+    def _close_code_for_end(self) -> int:
+        return 1011 if self._server_error is not None else getattr(self, "_shutdown_code", 1006)
+
+    def request_close(self, code: int) -> None:
+        """Server shutdown: close the socket with ``code``, then end the consumer."""
+        self._shutdown_code = code
+        if self.scope.get("type") == "websocket" and self._accepted and not self._closed:
+            self.start_soon(self._close_for_shutdown, code)
+        else:
+            self.cancel()
+
+    async def _close_for_shutdown(self, code: int) -> None:
+        await self.send({"type": "websocket.close", "code": code, "reason": ""})
+
+
+_DISCONNECTS = frozenset({"websocket.disconnect", "http.disconnect"})

@@ -1,0 +1,170 @@
+"""Channels-compatible base consumers: ``AsyncConsumer`` and ``SyncConsumer``.
+
+``from channels.consumer import AsyncConsumer`` becomes
+``from achannels.consumer import AsyncConsumer``. Messages are dispatched one at a
+time to the method named after their ``type`` (dots become underscores), as in
+Channels, but on achannels' per-connection runtime: the consumer runs in a task
+group of its own, a client that leaves is noticed even while a handler is busy,
+and the disconnect handler (group cleanup, ``disconnect()``) runs whatever ended
+the connection.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any, ClassVar
+
+import anyio.from_thread
+
+from ._asgi import ASGIApp, Message, Receive, Scope, Send
+from ._connection import Connections, ConnectionSettings, run_connection
+from ._consumer_runtime import ConsumerConnection
+from .db import database_sync_to_async
+from .layers import DEFAULT_CHANNEL_LAYER, ChannelLayer, get_channel_layer
+
+__all__ = ["AsyncConsumer", "SyncConsumer", "get_handler_name"]
+
+
+def get_handler_name(message: Message) -> str:
+    """Return the handler method name for ``message``: its ``type`` with ``.`` → ``_``.
+
+    Raises:
+        ValueError: the message has no ``type``, or the name would start with ``_``.
+    """
+    if "type" not in message:
+        raise ValueError("Incoming message has no 'type' attribute")
+    handler_name: str = message["type"].replace(".", "_")
+    if handler_name.startswith("_"):
+        raise ValueError("Malformed type in message (leading underscore)")
+    return handler_name
+
+
+class AsyncConsumer:
+    """Base class of consumers: dispatch each message to ``<type>`` handler methods.
+
+    Class attributes tune the runtime (defaults as for ``Router``):
+    ``disconnect_check``, ``receive_buffer``, ``cleanup_timeout``.
+    """
+
+    _sync: ClassVar[bool] = False
+    channel_layer_alias: ClassVar[str] = DEFAULT_CHANNEL_LAYER
+    disconnect_check: ClassVar[float] = 0.1
+    receive_buffer: ClassVar[int] = 64
+    cleanup_timeout: ClassVar[float] = 5.0
+
+    scope: Scope
+    channel_layer: ChannelLayer | None
+    channel_name: str | None
+    channel_receive: Callable[[], Awaitable[Message]] | None
+    base_send: Callable[[Message], Any]
+    _connection: ConsumerConnection
+
+    def __init__(self, **kwargs: Any) -> None:
+        for key, value in kwargs.items():
+            setattr(self, key, value)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one connection (ASGI 3)."""
+        await self._serve(scope, receive, send, Connections())
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, connections: Connections
+    ) -> None:
+        self.scope = scope
+        if getattr(self, "channel_layer", None) is None:
+            self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        settings = ConnectionSettings(
+            watch_after=self.disconnect_check,
+            max_buffered=self.receive_buffer,
+            cleanup_timeout=self.cleanup_timeout,
+            layer=self.channel_layer,
+        )
+        connection = ConsumerConnection(
+            scope, receive, send, connections=connections, settings=replace(settings)
+        )
+        self._connection = connection
+        self.channel_name = None
+        self.channel_receive = None
+        if self.channel_layer is not None:
+            self.channel_name = await self.channel_layer.new_channel()
+            self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+        self.base_send = self._sync_send if self._sync else connection.send
+        await run_connection(
+            connection, lambda: connection.serve(self.dispatch, self.channel_receive)
+        )
+
+    def _sync_send(self, message: Message) -> None:
+        anyio.from_thread.run(self._connection.send, message)
+
+    async def dispatch(self, message: Message) -> None:
+        """Call the handler method for ``message``'s type.
+
+        Raises:
+            ValueError: the consumer has no handler for this type.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def send(self, message: Message) -> None:
+        """Send an ASGI message to the client."""
+        await self.base_send(message)
+
+    def start_soon(self, func: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Start ``func(*args)`` as a task owned by this connection (achannels addition).
+
+        It is cancelled when the connection ends; if it raises, the connection fails
+        (logged, closed with 1011).
+        """
+        self._connection.start_soon(func, *args)
+
+    @classmethod
+    def as_asgi(cls, **initkwargs: Any) -> ASGIApp:
+        """Return an ASGI app that serves each connection with ``cls(**initkwargs)``.
+
+        The app also offers ``statistics()`` and ``aclose_connections(code=, grace=)``
+        over the connections it serves.
+        """
+        connections = Connections()
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            consumer = cls(**initkwargs)
+            await consumer._serve(scope, receive, send, connections)
+
+        async def aclose_connections(*, code: int = 1001, grace: float = 5.0) -> None:
+            await connections.close_all(code=code, grace=grace)
+
+        app_any: Any = app
+        app_any.consumer_class = cls
+        app_any.consumer_initkwargs = initkwargs
+        app_any.statistics = connections.statistics
+        app_any.aclose_connections = aclose_connections
+        functools.update_wrapper(app, cls, updated=())
+        return app
+
+
+class SyncConsumer(AsyncConsumer):
+    """A consumer whose handlers are plain functions, run in a worker thread.
+
+    ``self.send(...)`` is synchronous in the handlers. Django database connections
+    are closed around each handler as with ``database_sync_to_async``.
+    """
+
+    _sync = True
+
+    async def dispatch(self, message: Message) -> None:
+        """Run the handler for ``message`` in a worker thread."""
+        await database_sync_to_async(self._dispatch_sync)(message)
+
+    def _dispatch_sync(self, message: Message) -> None:
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        handler(message)
+
+    def send(self, message: Message) -> None:  # type: ignore[override]
+        """Send an ASGI message to the client (from the handler's thread)."""
+        self.base_send(message)
