@@ -1,0 +1,1 @@
+"""Security middleware compatible with ``channels.security``."""
