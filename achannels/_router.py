@@ -19,6 +19,7 @@ from ._websocket import WebSocket
 from ._workers import ChannelWorker, WorkerHandler, run_workers
 from .exceptions import InvalidChannelLayerError
 from .layers import ChannelLayer
+from .layers._names import require_valid_channel_name
 
 __all__ = ["Router"]
 
@@ -140,6 +141,7 @@ class Router:
         """
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        require_valid_channel_name(name)
         if name in self._workers:
             raise ValueError(f"a worker for channel {name!r} is already registered")
 
@@ -161,6 +163,8 @@ class Router:
         task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         """Serve the ``@router.channel`` workers (all, or those of ``channels``) until cancelled.
+
+        With ``task_status``: reports started once every worker's task has started.
 
         Raises:
             InvalidChannelLayerError: the router has no layer.
@@ -310,8 +314,13 @@ class Router:
         if failed is not None:
             await send({"type": "lifespan.startup.failed", "message": failed})
             return
+        if self._workers and self.run_workers_in_process and self.layer is None:
+            failed = f"workers for {self.channel_names} need a layer: pass layer= to Router()"
+            logger.error("%s", failed)
+            await send({"type": "lifespan.startup.failed", "message": failed})
+            return
         async with anyio.create_task_group() as task_group:
-            if self._workers and self.run_workers_in_process and self.layer is not None:
+            if self._workers and self.run_workers_in_process:
                 await task_group.start(self.run_workers)
             await send({"type": "lifespan.startup.complete"})
             message = await receive()

@@ -37,7 +37,7 @@ async def run_workers(
     *,
     task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``workers`` until cancelled; report started once each is receiving.
+    """Serve ``workers`` until cancelled; report started once each worker task started.
 
     A handler that raises is logged with its traceback and counted in
     ``statistics().errors``; the worker goes on with the next message. A message is

@@ -52,9 +52,9 @@ async def expect_error(comm: WebsocketCommunicator) -> str:
 async def member(room: str) -> AsyncIterator[WebsocketCommunicator]:
     """Join ``room``; return once the member is certainly in the room's group.
 
-    The consumer accepts before it joins the group, so ``connect()`` returning does
-    not prove membership. An invalid message is answered (to its sender only) from
-    the loop that starts after the join, so its error reply does.
+    The consumer joins the group before it accepts, so ``connect()`` returning already
+    means membership; the error round trip (answered to its sender only) also proves
+    the member's receive loop is running before the test relies on who hears what.
     """
     async with WebsocketCommunicator(app, f"/ws/chat/{room}/") as comm:
         assert await comm.connect() == (True, None)
@@ -221,3 +221,8 @@ async def test_everyone_leaves_no_group_member_behind() -> None:
     assert stats.groups == 0
     assert app.statistics().connections_live == 0
     assert app.statistics().tasks_live == 0
+
+
+async def test_a_room_name_too_long_for_a_group_is_denied() -> None:
+    async with WebsocketCommunicator(app, f"/ws/chat/{'r' * 95}/") as comm:
+        assert await comm.connect() == (False, 400)

@@ -106,3 +106,24 @@ async def test_worker_configuration_errors() -> None:
     layered = Router(layer=InMemoryChannelLayer())
     with pytest.raises(ValueError, match=r"no worker for channel\(s\) \['nope'\]"):
         await layered.run_workers(["nope"])
+
+
+async def test_lifespan_startup_fails_when_workers_have_no_layer() -> None:
+    router = Router()
+
+    @router.channel("jobs")
+    async def job(message: dict[str, Any]) -> None: ...
+
+    conn = RawConnection({"type": "lifespan", "asgi": {"version": "3.0"}})
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(conn.run, router)
+        conn.send_input({"type": "lifespan.startup"})
+        failed = await conn.output()
+    assert failed["type"] == "lifespan.startup.failed"
+    assert "need a layer" in failed["message"]
+    conn.close()
+
+
+def test_worker_channel_names_are_checked() -> None:
+    with pytest.raises(TypeError):
+        Router().channel("not a valid name!")

@@ -19,6 +19,7 @@ PAGES = Path(__file__).parent / "static"
 INDEX = (PAGES / "index.html").read_text(encoding="utf-8")
 ROOM = (PAGES / "room.html").read_text(encoding="utf-8")
 MAX_MESSAGE = 2000
+MAX_GROUP_NAME = 99  # the layer's limit on group names
 
 layer = InMemoryChannelLayer(capacity=100)
 app = Router(layer=layer, max_message_size=16 * 1024)
@@ -40,6 +41,9 @@ async def room_page(request: Request, room: str) -> HTMLResponse:
 async def chat(ws: WebSocket, room: str) -> None:
     """Relay every message a member sends to everyone in the room."""
     group = f"chat_{room}"
+    if len(group) > MAX_GROUP_NAME:
+        await ws.deny(400, body=b"room name too long")
+        return
     # Join before accepting: once the page shows "connected", no message is missed.
     await ws.group_add(group)  # left automatically when the socket ends
 

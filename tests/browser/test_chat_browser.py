@@ -1,9 +1,10 @@
 """The chat demo end to end: ``python -m achannels serve`` and a real Chromium.
 
 Each page is a separate browser context, as if three people used the demo. The page
-shows "connected" when the server accepts the WebSocket, which is *before* the
-consumer joins the room's group; so every member first says hello and waits for its
-own echo, which proves it joined, before the test relies on who hears what.
+shows "connected" when the server accepts the WebSocket, which the consumer does
+only after joining the room's group; every member still says hello and waits for its
+own echo first, which proves the whole path works before the test relies on who
+hears what.
 """
 
 from __future__ import annotations
