@@ -40,6 +40,7 @@ class Receiver:
         "_watch_after",
         "_watcher_reading",
         "ended",
+        "watcher_wakeups",
     )
 
     def __init__(self, receive: Receive, *, watch_after: float, max_buffered: int) -> None:
@@ -57,6 +58,8 @@ class Receiver:
         self._room: anyio.Event | None = None
         #: True once a disconnect message has been read; nothing is read after it.
         self.ended = False
+        #: How often the watcher looked; bounded by time, not by traffic.
+        self.watcher_wakeups = 0
 
     async def receive(self) -> Message:
         """Return the next ASGI message from the client.
@@ -103,14 +106,16 @@ class Receiver:
         Runs until a disconnect message has been read or the task is cancelled.
         """
         while not self.ended:
+            self.watcher_wakeups += 1
             if self._in_call:
                 left = self._left = anyio.Event()
                 await left.wait()
-                continue
             if len(self._buffer) >= self._max_buffered:
                 room = self._room = anyio.Event()
                 await room.wait()
                 continue
+            # Wake at most once per ``watch_after`` however many frames flow: even if
+            # the consumer is back in receive() by now, wait before looking again.
             calls = self._calls
             await anyio.sleep(self._watch_after)
             # Read only if the consumer stayed away from receive() the whole time.

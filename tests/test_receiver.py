@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
@@ -57,6 +58,22 @@ async def test_direct_receive_keeps_order_and_never_wakes_the_watcher() -> None:
     assert received == [str(n) for n in range(50)]
     assert server.calls == 50
     assert left == []
+    server.close()
+
+
+async def test_the_watcher_does_not_wake_per_frame() -> None:
+    """A steady flow of frames must not wake the watcher each time (it costs a task switch)."""
+    server = FakeServer()
+    receiver = Receiver(server.receive, watch_after=60, max_buffered=4)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(receiver.watch, lambda: None)
+        await anyio.wait_all_tasks_blocked()
+        for n in range(1000):
+            server.inbox.send_nowait(frame(str(n)))
+            await receiver.receive()
+            await anyio.lowlevel.checkpoint()  # let the watcher run if it was woken
+        tg.cancel_scope.cancel()
+    assert receiver.watcher_wakeups <= 2
     server.close()
 
 
