@@ -7,7 +7,8 @@ does it, through a gate that costs two attribute writes when nobody else is
 dispatching. When the connection ends for any reason, the consumer's disconnect
 handler runs (shielded, bounded) with the client's disconnect message or, if the
 client never sent one, a synthesised one: groups are left and ``disconnect()`` runs
-even after an error, a cancellation or a server shutdown.
+even after an error, a cancellation or a server shutdown. A layer handler busy at that
+point is cancelled first, so the disconnect neither waits behind it nor runs beside it.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ class ConsumerConnection(Connection):
     _started = False
     _disconnect_dispatched = False
     _dispatch: Dispatch
+    _gate: DispatchGate
+    _layer_scope: anyio.CancelScope
 
     async def send(self, message: Message) -> None:
         """Pass ``message`` to the server, noting accept/close/response start."""
@@ -83,15 +86,18 @@ class ConsumerConnection(Connection):
     ) -> None:
         """Dispatch client (and layer) messages until the consumer stops."""
         self._dispatch = dispatch
-        gate = DispatchGate()
+        gate = self._gate = DispatchGate()
+        self._layer_scope = anyio.CancelScope()
         if layer_receive is not None:
             self.start_soon(self._layer_loop, gate, layer_receive)
         try:
             while True:
                 message = await self._receiver.receive()
                 if message["type"] in _DISCONNECTS:
-                    # Nothing can follow a disconnect: dispatch it, then end.
+                    # Nothing can follow a disconnect: stop a busy layer handler (it
+                    # would hold the gate), dispatch the disconnect, then end.
                     self._disconnect_dispatched = True
+                    self._layer_scope.cancel()
                     await gate.run(dispatch, message)
                     return
                 await gate.run(dispatch, message)
@@ -101,11 +107,12 @@ class ConsumerConnection(Connection):
     async def _layer_loop(
         self, gate: DispatchGate, receive: Callable[[], Awaitable[Message]]
     ) -> None:
-        try:
-            while True:
-                await gate.run(self._dispatch, await receive())
-        except StopConsumer:
-            self.cancel()
+        with self._layer_scope:
+            try:
+                while True:
+                    await gate.run(self._dispatch, await receive())
+            except StopConsumer:
+                self.cancel()
 
     async def _finish(self) -> None:
         error = self._error
@@ -117,8 +124,10 @@ class ConsumerConnection(Connection):
                 logger.debug("could not report the failure of %r: %r", self.scope.get("path"), exc)
         if not self._disconnect_dispatched and hasattr(self, "_dispatch"):
             self._disconnect_dispatched = True
+            # Through the gate, once a layer handler still running has been cancelled.
+            self._layer_scope.cancel()
             try:
-                await self._dispatch(self._disconnect_message())
+                await self._gate.run(self._dispatch, self._disconnect_message())
             except StopConsumer:
                 pass
             except Exception:
