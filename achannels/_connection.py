@@ -277,7 +277,7 @@ class Connection(LayerClient):
         logger.error(
             "consumer for %s %r raised; connection closed",
             self.scope.get("type"),
-            self.scope.get("path"),
+            self.scope.get("path", self.scope.get("channel")),
             exc_info=exc,
         )
 
@@ -298,8 +298,9 @@ async def run_connection(connection: Connection, consumer: Callable[[], Awaitabl
     try:
         async with anyio.create_task_group() as task_group:
             connection._task_group = task_group
-            connection._count_task()
-            task_group.start_soon(_watch, connection)
+            if connection.scope.get("type") in _CLIENT_SCOPES:  # channel scopes have no client
+                connection._count_task()
+                task_group.start_soon(_watch, connection)
             try:
                 with connection._consumer_scope:
                     try:
@@ -318,6 +319,9 @@ async def run_connection(connection: Connection, consumer: Callable[[], Awaitabl
             extra._remove(connection)
     if connection._server_error is not None and raise_app_errors.get():
         raise connection._server_error
+
+
+_CLIENT_SCOPES = frozenset({"websocket", "http"})
 
 
 async def _watch(connection: Connection) -> None:

@@ -122,7 +122,8 @@ class ConsumerConnection(Connection):
                 await self._send_failure()
             except Exception as exc:  # the transport may already be gone
                 logger.debug("could not report the failure of %r: %r", self.scope.get("path"), exc)
-        if not self._disconnect_dispatched and hasattr(self, "_dispatch"):
+        has_client = self.scope.get("type") in ("websocket", "http")
+        if has_client and not self._disconnect_dispatched and hasattr(self, "_dispatch"):
             self._disconnect_dispatched = True
             # Through the gate, once a layer handler still running has been cancelled.
             self._layer_scope.cancel()

@@ -1,8 +1,24 @@
-"""Shared fixtures: every async test runs on asyncio and on trio."""
+"""Shared fixtures: every async test runs on asyncio and on trio.
+
+Where Django is installed, every test module shares one settings module,
+``tests.django.settings`` (the example project's, with the test databases), set up
+before any test module is imported; the session without Django skips this.
+"""
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+try:
+    import django
+except ImportError:  # the session that proves achannels works without Django
+    django = None
+
+if django is not None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.django.settings")
+    django.setup()
 
 
 @pytest.fixture(

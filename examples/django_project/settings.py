@@ -1,0 +1,67 @@
+"""Settings of the example project (development settings: not for production).
+
+Environment variables:
+
+* ``ACHANNELS_EXAMPLE_DB``: ``sqlite`` (default) or ``postgres``.
+* ``ACHANNELS_EXAMPLE_DB_NAME``: the SQLite file (default ``db.sqlite3`` beside this
+  file) or the PostgreSQL database (default ``test``).
+* ``ACHANNELS_EXAMPLE_PG_HOST`` / ``_PORT`` / ``_USER``: the PostgreSQL server
+  (default ``127.0.0.1``, ``5432``, ``postgres``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+BASE_DIR = Path(__file__).resolve().parent
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "django-insecure-achannels-example-only")
+DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]", "testserver"]
+
+INSTALLED_APPS = [
+    # After the rename, Channels' "channels" entry: provides ``manage.py runworker``.
+    "achannels",
+    "examples.django_project.chat",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+]
+
+ROOT_URLCONF = "examples.django_project.urls"
+
+# Served by hypercorn or ``python -m achannels serve``; read by ``runworker``.
+ASGI_APPLICATION = "examples.django_project.asgi.application"
+
+CHANNEL_LAYERS: dict[str, dict[str, Any]] = {
+    # One process only; a multi-process deployment uses a layer shared between them.
+    "default": {"BACKEND": "achannels.layers.InMemoryChannelLayer"},
+}
+
+
+def _database() -> dict[str, Any]:
+    kind = os.environ.get("ACHANNELS_EXAMPLE_DB", "sqlite")
+    name = os.environ.get("ACHANNELS_EXAMPLE_DB_NAME")
+    if kind == "sqlite":
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": name or BASE_DIR / "db.sqlite3"}
+    if kind == "postgres":
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": name or "test",
+            "HOST": os.environ.get("ACHANNELS_EXAMPLE_PG_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("ACHANNELS_EXAMPLE_PG_PORT", "5432"),
+            "USER": os.environ.get("ACHANNELS_EXAMPLE_PG_USER", "postgres"),
+        }
+    raise ValueError(f"ACHANNELS_EXAMPLE_DB must be 'sqlite' or 'postgres', not {kind!r}")
+
+
+DATABASES = {"default": _database()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+USE_TZ = True
+TIME_ZONE = "UTC"
+USE_I18N = False

@@ -1,0 +1,1 @@
+"""Tests of the Django integration against ``examples/django_project``."""
