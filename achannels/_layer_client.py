@@ -67,6 +67,7 @@ class LayerClient:
         """
         if self._channel_name is None:
             self._channel_name = await self.channel_layer.new_channel()
+            self.add_cleanup(self._release_channel)  # runs after the groups are left
             self._start_reader()
         return self._channel_name
 
@@ -161,6 +162,13 @@ class LayerClient:
         for group in list(self._groups):
             await layer.group_discard(group, self._channel_name)
         self._groups.clear()
+
+    async def _release_channel(self) -> None:
+        # Layers that can (the memory layer) drop what nobody will read now and count
+        # it; elsewhere the channel's messages expire.
+        discard = getattr(self._layer, "discard_channel", None)
+        if discard is not None and self._channel_name is not None:
+            await discard(self._channel_name)
 
 
 def _never_ready(channel: str) -> dict[str, Any]:

@@ -193,7 +193,7 @@ async def test_leak_two_thousand_group_members_are_all_released() -> None:
         for _, conn in conns:
             conn.close()
     stats = layer.statistics()
-    assert (stats.group_members, stats.groups) == (0, 0)
+    assert (stats.group_members, stats.groups, stats.channels) == (0, 0, 0)
     assert router.statistics().connections_total == 2000
     assert (router.statistics().connections_live, router.statistics().tasks_live) == (0, 0)
     assert len(anyio.get_running_tasks()) == baseline

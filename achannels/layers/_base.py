@@ -36,7 +36,7 @@ CapacityPattern: TypeAlias = str | re.Pattern[str]
 class LayerStatistics:
     """A snapshot of a channel layer's counters.
 
-    The first four fields count since the layer was created (``flush()`` does not
+    The first five fields count since the layer was created (``flush()`` does not
     reset them); the last three describe the layer right now.
 
     Attributes:
@@ -46,6 +46,8 @@ class LayerStatistics:
             (the new message under ``"skip"``/``"raise"``, the oldest under
             ``"drop_oldest"``).
         expired: messages discarded unread because they outlived ``expiry``.
+        discarded: messages discarded unread because their channel was released
+            (``discard_channel()``: the connection that owned it ended).
         channels: channels holding messages or with a receiver waiting.
         groups: groups with at least one member.
         group_members: memberships over all groups.
@@ -55,6 +57,7 @@ class LayerStatistics:
     delivered: int = 0
     dropped_full: int = 0
     expired: int = 0
+    discarded: int = 0
     channels: int = 0
     groups: int = 0
     group_members: int = 0

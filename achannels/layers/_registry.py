@@ -86,7 +86,7 @@ class Registry:
         self.groups: dict[str, Group] = {}
         self.groups_of: dict[str, set[str]] = {}  # channel name -> names of its groups
         self.members = 0
-        self.sent = self.delivered = self.dropped_full = self.expired = 0
+        self.sent = self.delivered = self.dropped_full = self.expired = self.discarded = 0
         self.reaper = Reaper(self)
 
     # Channels

@@ -246,6 +246,26 @@ class InMemoryChannelLayer(BaseChannelLayer):
         if full:
             self._drops.report(group, full, self.group_full_policy, now)
 
+    async def discard_channel(self, channel: str) -> int:
+        """Release ``channel``: leave its groups and drop what is queued on it.
+
+        For a channel whose only receiver is gone (achannels calls it when a
+        connection ends). Returns how many messages were dropped, which are counted
+        in ``statistics().discarded``. A checkpoint, before it acts.
+        """
+        require_valid_channel_name(channel)
+        await checkpoint()
+        reg = self._reg
+        reg.leave_all_groups(channel)
+        ch = reg.channels.get(channel)
+        if ch is None:
+            return 0
+        dropped = len(ch.buffer)
+        ch.buffer.clear()
+        reg.discarded += dropped
+        reg.release(ch)
+        return dropped
+
     async def flush(self) -> None:
         """Discard every message, channel and group (a checkpoint, before it acts).
 
@@ -272,6 +292,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
             delivered=reg.delivered,
             dropped_full=reg.dropped_full,
             expired=reg.expired,
+            discarded=reg.discarded,
             channels=len(reg.channels),
             groups=len(reg.groups),
             group_members=reg.members,

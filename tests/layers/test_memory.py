@@ -526,3 +526,16 @@ async def test_abandoned_channels_are_reclaimed_without_a_receiver() -> None:
     assert len(registry.idle) <= 1024
     stats = layer.statistics()
     assert (stats.sent, stats.expired, stats.channels) == (count + operations // 2, count, 0)
+
+
+@pytest.mark.anyio
+async def test_discard_channel_leaves_groups_and_counts_what_it_drops() -> None:
+    layer = InMemoryChannelLayer()
+    channel = await layer.new_channel()
+    await layer.group_add("g", channel)
+    await layer.send(channel, {"type": "a"})
+    await layer.group_send("g", {"type": "b"})
+    assert await layer.discard_channel(channel) == 2
+    stats = layer.statistics()
+    assert (stats.discarded, stats.channels, stats.group_members) == (2, 0, 0)
+    assert await layer.discard_channel(channel) == 0
