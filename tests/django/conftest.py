@@ -16,15 +16,14 @@ instead when the ``CI`` environment variable is set.
 from __future__ import annotations
 
 import os
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import django
 import pytest
 from django.conf import settings
 
-from tests.e2e.servers import HYPERCORN, SERVERS_USED, Server, start_server, use_server
+from tests.e2e.servers import HYPERCORN, Server, ServerPool, use_server
 
 os.environ["DJANGO_SETTINGS_MODULE"] = "tests.django.settings"
 if settings.configured and getattr(settings, "SETTINGS_MODULE", None) != "tests.django.settings":
@@ -150,54 +149,12 @@ def fresh_channel_layer() -> Iterator[InMemoryChannelLayer]:
 # -- the example project served by hypercorn ----------------------------------------
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Attach the output of the servers a failed test used to its report."""
-    report = yield
-    if report.failed:
-        for server in item.stash.get(SERVERS_USED, []):
-            report.sections.append((f"server {server.name} output", server.describe()))
-    return report
-
-
-class ProjectServers:
-    """Servers of the example project, one per (server kind, database), shared."""
-
-    def __init__(self, output_dir: Path) -> None:
-        self._output_dir = output_dir
-        self._servers: dict[tuple[str, str], Server] = {}
-
-    def get(self, kind: str, database: Database) -> Server:
-        """Return the running server, starting it (with the database's environment)."""
-        server = self._servers.get((kind, database.kind))
-        if server is None:
-            with pytest.MonkeyPatch.context() as patch:
-                for name, value in database.environ().items():
-                    patch.setenv(name, value)
-                patch.setenv("DJANGO_SETTINGS_MODULE", "examples.django_project.settings")
-                server = start_server(kind, APP, output_dir=self._output_dir)
-            self._servers[kind, database.kind] = server
-        server.check_running()
-        return server
-
-    def close(self) -> None:
-        """Stop every server (SIGTERM to all, then a bounded wait for each)."""
-        servers = list(self._servers.values())
-        self._servers.clear()
-        for server in servers:
-            server.terminate()
-        for server in servers:
-            server.stop()
-
-
 @pytest.fixture(scope="session")
 def project_servers(
     tmp_path_factory: pytest.TempPathFactory, test_databases: TestDatabases
-) -> Iterator[ProjectServers]:
+) -> Iterator[ServerPool]:
     """The session's servers; stopped before the test databases are destroyed."""
-    servers = ProjectServers(tmp_path_factory.mktemp("django-servers"))
+    servers = ServerPool(tmp_path_factory.mktemp("django-servers"))
     try:
         yield servers
     finally:
@@ -206,7 +163,8 @@ def project_servers(
 
 @pytest.fixture(params=HYPERCORN)
 def project_server(
-    request: pytest.FixtureRequest, project_servers: ProjectServers, database: Database
+    request: pytest.FixtureRequest, project_servers: ServerPool, database: Database
 ) -> Server:
     """``examples.django_project.asgi:application`` on hypercorn (trio, asyncio)."""
-    return use_server(request, project_servers.get(request.param, database))
+    env = {**database.environ(), "DJANGO_SETTINGS_MODULE": "examples.django_project.settings"}
+    return use_server(request, project_servers.get(request.param, APP, env=env))

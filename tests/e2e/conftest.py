@@ -7,23 +7,11 @@ When a test fails, the output of every server it used is added to its report.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 
 import pytest
 
-from .servers import ECHO_APP, HYPERCORN, SERVERS, SERVERS_USED, Server, ServerPool, use_server
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Attach the output of the servers a failed test used to its report."""
-    report = yield
-    if report.failed:
-        for server in item.stash.get(SERVERS_USED, []):
-            report.sections.append((f"server {server.name} output", server.describe()))
-    return report
+from .servers import ECHO_APP, HYPERCORN, SERVERS, Server, ServerPool, use_server
 
 
 @pytest.fixture(scope="session")

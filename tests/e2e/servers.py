@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -200,14 +200,22 @@ class ServerPool:
 
     def __init__(self, output_dir: Path) -> None:
         self._output_dir = output_dir
-        self._servers: dict[tuple[str, str], Server] = {}
+        self._servers: dict[tuple[str, str, tuple[tuple[str, str], ...]], Server] = {}
 
-    def get(self, kind: str, app: str) -> Server:
-        """Return the running ``kind`` server for ``app``, starting it if needed."""
-        server = self._servers.get((kind, app))
+    def get(self, kind: str, app: str, *, env: Mapping[str, str] | None = None) -> Server:
+        """Return the running ``kind`` server for ``app``, starting it if needed.
+
+        ``env`` adds environment variables for the server process; each distinct
+        ``env`` gets a server of its own.
+        """
+        key = (kind, app, tuple(sorted((env or {}).items())))
+        server = self._servers.get(key)
         if server is None:
-            server = start_server(kind, app, output_dir=self._output_dir)
-            self._servers[kind, app] = server
+            with pytest.MonkeyPatch.context() as patch:
+                for name, value in (env or {}).items():
+                    patch.setenv(name, value)
+                server = start_server(kind, app, output_dir=self._output_dir)
+            self._servers[key] = server
         server.check_running()
         return server
 
