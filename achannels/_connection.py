@@ -104,7 +104,8 @@ class Connections:
         it is cancelled and its shielded cleanup gets up to ``cleanup_timeout`` more.
         """
         for connection in list(self.live):
-            connection.request_close(code)
+            if not connection._ending:  # one already ending needs no close frame
+                connection.request_close(code)
         with anyio.move_on_after(grace):
             await self.wait_idle()
         for connection in list(self.live):
@@ -156,6 +157,8 @@ class Connection(LayerClient):
         self._consumer_scope = anyio.CancelScope()
         self._error: Exception | None = None
         self._server_error: Exception | None = None
+        #: Set once the consumer has finished and the connection is cleaning up.
+        self._ending = False
         self._cleanups: list[Callable[[], Awaitable[None]]] = []
 
     # -- tasks owned by the connection ------------------------------------------
@@ -308,9 +311,18 @@ async def run_connection(connection: Connection, consumer: Callable[[], Awaitabl
                     except Exception as exc:
                         connection.fail(exc)
             finally:
-                with anyio.move_on_after(connection._settings.cleanup_timeout, shield=True):
+                connection._ending = True
+                timeout = connection._settings.cleanup_timeout
+                with anyio.move_on_after(timeout, shield=True) as cleanup:
                     await connection._finish()
                     await connection._run_cleanups()
+                if cleanup.cancelled_caught:
+                    logger.warning(
+                        "cleanup of %s %r did not finish within %s s; abandoned",
+                        connection.scope.get("type"),
+                        connection.scope.get("path", connection.scope.get("channel")),
+                        timeout,
+                    )
                 task_group.cancel_scope.cancel()
     finally:
         connection._task_group = None

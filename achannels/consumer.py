@@ -90,6 +90,8 @@ class AsyncConsumer:
         if self.channel_layer is not None:
             self.channel_name = await self.channel_layer.new_channel()
             self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+            connection._channel_name = self.channel_name
+            connection.add_cleanup(connection._release_channel)  # the last cleanup to run
         self.base_send = self._sync_send if self._sync else connection.send
         await run_connection(
             connection, lambda: connection.serve(self.dispatch, self.channel_receive)

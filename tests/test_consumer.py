@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
+import anyio
 import pytest
 from django.conf import settings
 from django.test.utils import override_settings
@@ -274,3 +275,33 @@ async def test_sync_consumer_disconnect_handler_runs_when_the_connection_is_canc
         await comm.connect()
     # Leaving the block cancelled the application: the disconnect handler still ran.
     assert ran == [1006]
+
+
+@pytest.mark.anyio
+async def test_the_layer_channel_is_released_when_the_connection_ends() -> None:
+    layer = InMemoryChannelLayer()
+    names: list[str] = []
+
+    class Holder(AsyncConsumer):
+        channel_layer = layer
+
+        async def websocket_connect(self, message: dict[str, Any]) -> None:
+            assert self.channel_name is not None
+            names.append(self.channel_name)
+            await self.send({"type": "websocket.accept"})
+
+        async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+            raise StopConsumer
+
+        async def hold(self, message: dict[str, Any]) -> None:
+            await self.send({"type": "websocket.send", "text": "holding"})
+            await anyio.sleep_forever()  # later messages stay queued in the layer
+
+    async with WebsocketCommunicator(Holder.as_asgi(), "/") as comm:
+        await comm.connect()
+        await layer.send(names[0], {"type": "hold"})
+        assert await comm.receive_from() == "holding"
+        await layer.send(names[0], {"type": "hold"})
+        await comm.disconnect()
+    stats = layer.statistics()
+    assert (stats.channels, stats.discarded) == (0, 1)

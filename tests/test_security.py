@@ -38,7 +38,8 @@ async def connects(app: Any, origin: bytes | None) -> bool:
     ("allowed", "origin", "expected"),
     [
         (["*"], b"http://anything.example", True),
-        (["*"], None, False),
+        (["*"], None, True),
+        (["example.com"], None, False),
         (["example.com"], b"http://example.com", True),
         (["example.com"], b"https://example.com:8443", True),
         (["example.com"], b"http://sub.example.com", False),

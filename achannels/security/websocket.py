@@ -23,8 +23,8 @@ class OriginValidator:
     A pattern is ``"*"`` (anything), a domain (``"example.com"``; a leading dot,
     ``".example.com"``, also matches every subdomain), or a scheme, domain and
     optional port (``"https://example.com:8443"``; the scheme's default port when
-    omitted). A connection without an ``Origin`` header is always denied, even when
-    ``"*"`` is allowed, as in Channels.
+    omitted). A connection without an ``Origin`` header (a non-browser client) passes
+    only when ``"*"`` is allowed, as in Channels.
     """
 
     def __init__(self, application: ASGIApp, allowed_origins: Sequence[str]) -> None:
@@ -52,9 +52,9 @@ class OriginValidator:
             await WebsocketDenier()(scope, receive, send)
 
     def valid_origin(self, parsed_origin: ParseResult | None) -> bool:
-        """Return whether ``parsed_origin`` may connect (a missing origin may not)."""
+        """Return whether ``parsed_origin`` may connect (a missing one only under ``"*"``)."""
         if parsed_origin is None:
-            return False
+            return "*" in self.allowed_origins
         return self.validate_origin(parsed_origin)
 
     def validate_origin(self, parsed_origin: ParseResult) -> bool:

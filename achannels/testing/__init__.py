@@ -40,12 +40,38 @@ consumers re-raise their exceptions to the communicator after closing the connec
 
 ``timeout=`` arguments are kept for compatibility; new tests can pass ``None`` and
 put ``anyio.fail_after`` around a call instead.
+
+:class:`ChannelsLiveServerTestCase` (from :mod:`achannels.testing.live`) serves the
+Django project with hypercorn for real clients; it needs Django and hypercorn and is
+imported on first use, so ``import achannels.testing`` imports neither.
 """
 
 from __future__ import annotations
+
+import typing as _typing
 
 from ._application import ApplicationCommunicator
 from ._http import HttpCommunicator
 from ._websocket import WebsocketCommunicator
 
-__all__ = ["ApplicationCommunicator", "HttpCommunicator", "WebsocketCommunicator"]
+if _typing.TYPE_CHECKING:
+    from .live import ChannelsLiveServerTestCase
+
+__all__ = [
+    "ApplicationCommunicator",
+    "ChannelsLiveServerTestCase",
+    "HttpCommunicator",
+    "WebsocketCommunicator",
+]
+
+
+def __getattr__(name: str) -> object:
+    if name == "ChannelsLiveServerTestCase":
+        from .live import ChannelsLiveServerTestCase
+
+        return ChannelsLiveServerTestCase
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

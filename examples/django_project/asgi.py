@@ -16,6 +16,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "examples.django_project.setting
 # ``django.core.asgi.get_asgi_application`` works on asyncio only.
 django_asgi_app = get_asgi_application()
 
+from achannels.auth import AuthMiddlewareStack  # noqa: E402
 from achannels.routing import (  # noqa: E402
     ChannelNameRouter,
     ProtocolTypeRouter,
@@ -29,7 +30,8 @@ from examples.django_project.chat.routing import (  # noqa: E402
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": URLRouter(websocket_urlpatterns),
+        # Cookies, the Django session and ``scope["user"]`` for every consumer.
+        "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
         # Served by ``manage.py runworker archive``.
         "channel": ChannelNameRouter(channel_routes),
     }

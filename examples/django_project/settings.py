@@ -22,6 +22,12 @@ DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]", "testserver"]
 
 INSTALLED_APPS = [
+    # Users and sessions: ``achannels.auth.AuthMiddlewareStack`` gives WebSocket
+    # consumers the user logged in through Django (``scope["user"]``).
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.staticfiles",
     # After the rename, Channels' "channels" entry: provides ``manage.py runworker``.
     "achannels",
     "examples.django_project.chat",
@@ -29,10 +35,15 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
 ]
 
 ROOT_URLCONF = "examples.django_project.urls"
+
+# Found in the apps' ``static/`` folders; ``ChannelsLiveServerTestCase`` serves them.
+STATIC_URL = "static/"
 
 # Served by hypercorn or ``python -m achannels serve``; read by ``runworker``.
 ASGI_APPLICATION = "examples.django_project.asgi.application"

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from types import ModuleType
+
 import achannels.testing
 
 
 def test_all_lists_the_public_names_sorted() -> None:
-    public = {name for name in vars(achannels.testing) if not name.startswith("_")}
+    public = {
+        name
+        for name in dir(achannels.testing)
+        if not name.startswith("_") and not isinstance(getattr(achannels.testing, name), ModuleType)
+    }
     public -= {"annotations"}
     assert achannels.testing.__all__ == sorted(public)
     assert achannels.testing.__all__ == [
         "ApplicationCommunicator",
+        "ChannelsLiveServerTestCase",
         "HttpCommunicator",
         "WebsocketCommunicator",
     ]

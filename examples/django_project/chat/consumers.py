@@ -3,6 +3,8 @@
 * :class:`ChatConsumer` (async): a chat room, relayed through a layer group.
 * :class:`MessageLogConsumer` (sync, JSON): stores each message with the ORM and
   answers with the room's message count.
+* :class:`WhoAmIConsumer` (async, JSON): tells the client who it is logged in as,
+  from ``scope["user"]`` (``AuthMiddlewareStack`` in ``asgi.py``).
 * :class:`ArchiveConsumer` (sync, a background worker): stores the messages sent to
   the ``archive`` layer channel; run it with ``manage.py runworker archive``.
 """
@@ -12,7 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 from achannels.consumer import SyncConsumer
-from achannels.generic.websocket import AsyncWebsocketConsumer, JsonWebsocketConsumer
+from achannels.generic.websocket import (
+    AsyncJsonWebsocketConsumer,
+    AsyncWebsocketConsumer,
+    JsonWebsocketConsumer,
+)
 from examples.django_project.chat.models import Message
 
 #: The close code after a client sends ``/quit`` to a chat room.
@@ -73,6 +79,19 @@ class MessageLogConsumer(JsonWebsocketConsumer):
         saved = Message.objects.create(room=self.room, text=text)
         count = Message.objects.filter(room=self.room).count()
         self.send_json({"id": saved.pk, "text": text, "count": count})
+
+
+class WhoAmIConsumer(AsyncJsonWebsocketConsumer):
+    """``/ws/whoami/``: on connect, sends ``{"username": ...}`` (``null`` when anonymous).
+
+    The session cookie of a user logged in through Django (``django.contrib.auth``)
+    makes ``scope["user"]`` that user.
+    """
+
+    async def connect(self) -> None:
+        await self.accept()
+        user = self.scope["user"]
+        await self.send_json({"username": user.get_username() if user.is_authenticated else None})
 
 
 class ArchiveConsumer(SyncConsumer):

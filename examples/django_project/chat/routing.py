@@ -10,6 +10,7 @@ from examples.django_project.chat import consumers
 websocket_urlpatterns = [
     path("ws/chat/<str:room>/", consumers.ChatConsumer.as_asgi()),
     path("ws/log/<str:room>/", consumers.MessageLogConsumer.as_asgi()),
+    path("ws/whoami/", consumers.WhoAmIConsumer.as_asgi()),
 ]
 
 channel_routes: dict[str, ASGIApp] = {

@@ -1,0 +1,1 @@
+"""The achannels performance suite: plain scripts, run with ``python benchmarks/echo.py``."""
