@@ -79,7 +79,10 @@ class Receiver:
         try:
             if self._watcher_reading:
                 arrived = self._arrived = anyio.Event()
-                await arrived.wait()
+                try:
+                    await arrived.wait()
+                finally:
+                    self._arrived = None
                 return self._take()
             message = await self._receive()
             if message["type"] in _END_TYPES:
@@ -87,7 +90,6 @@ class Receiver:
             return message
         finally:
             self._in_call = False
-            self._arrived = None
             self._calls += 1
             if self._left is not None:
                 self._left.set()

@@ -228,9 +228,17 @@ class WebSocket(Connection):
         except ValueError as exc:
             raise InvalidMessage(f"malformed JSON in a text frame: {exc}") from exc
 
-    def __aiter__(self) -> AsyncIterator[str | bytes]:
+    def __aiter__(self) -> WebSocket:
         """Iterate over frames until the client leaves or the connection is closed."""
-        return self._iterate(self.receive)
+        return self
+
+    async def __anext__(self) -> str | bytes:
+        """Return the next frame; end the iteration when the client left or on close."""
+        # The hot path of ``async for message in ws``: no iterator object in between.
+        try:
+            return await self.receive()
+        except (WebSocketDisconnect, anyio.ClosedResourceError):
+            raise StopAsyncIteration from None
 
     def iter_text(self) -> AsyncIterator[str]:
         """Iterate over text frames until the client leaves or the connection is closed."""
