@@ -47,6 +47,45 @@ class _Mailbox:
         return self.items.popleft()
 
 
+class _SharedGroup:
+    """The task group that the call-style communicators of one test task share.
+
+    Channels tests end communicators in any order (connect alice, connect bob,
+    disconnect alice, disconnect bob). Task groups must be exited in the reverse of
+    the order they were entered, so call-style communicators do not each open one:
+    the first opens a group for its task, the others join it, and the last to finish
+    exits it.
+    """
+
+    def __init__(self, task_group: TaskGroup) -> None:
+        self.task_group = task_group
+        self.users = 0
+
+
+#: Per test task (by task id), the group its call-style communicators share.
+_shared_groups: dict[int, _SharedGroup] = {}
+
+
+async def _join_shared_group() -> _SharedGroup:
+    task = anyio.get_current_task().id
+    shared = _shared_groups.get(task)
+    if shared is None:
+        task_group = anyio.create_task_group()
+        await task_group.__aenter__()
+        shared = _shared_groups[task] = _SharedGroup(task_group)
+    shared.users += 1
+    return shared
+
+
+async def _leave_shared_group(shared: _SharedGroup) -> None:
+    shared.users -= 1
+    if shared.users == 0:
+        for task, group in list(_shared_groups.items()):
+            if group is shared:
+                del _shared_groups[task]
+        await shared.task_group.__aexit__(None, None, None)
+
+
 def _single(exc: Exception) -> Exception:
     """Unwrap exception groups that hold exactly one exception."""
     while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
@@ -74,6 +113,7 @@ class AppRunner:
         self._error_raised = False
         self._managed = False
         self._closed = False
+        self._shared: _SharedGroup | None = None
 
     # -- structure ----------------------------------------------------------------------
 
@@ -103,8 +143,12 @@ class AppRunner:
     async def _start(self) -> None:
         if self._task_group is not None or self._closed:
             return
-        task_group = anyio.create_task_group()
-        await task_group.__aenter__()
+        if self._managed:
+            task_group = anyio.create_task_group()
+            await task_group.__aenter__()
+        else:
+            self._shared = await _join_shared_group()
+            task_group = self._shared.task_group
         self._task_group = task_group
         self._app_scope = anyio.CancelScope()
         self._app_done = anyio.Event()
@@ -135,7 +179,14 @@ class AppRunner:
         self._closed = True
         if self._app_scope is not None:
             self._app_scope.cancel()
-        await task_group.__aexit__(None, None, None)
+        if self._shared is None:
+            await task_group.__aexit__(None, None, None)
+            return
+        # Call style: wait for this application only; the last one out exits the group.
+        if self._app_done is not None:
+            with anyio.CancelScope(shield=True):
+                await self._app_done.wait()
+        await _leave_shared_group(self._shared)
 
     async def _finish(self) -> None:
         """In call style, cancel what is left of the application and exit the group."""

@@ -344,3 +344,23 @@ async def test_call_style_inside_one_cancel_scope() -> None:
         await comm.send_to(text_data="in scope")
         assert await comm.receive_from() == "in scope"
         await comm.disconnect()
+
+
+@pytest.mark.anyio
+async def test_call_style_communicators_end_in_any_order() -> None:
+    """The common Channels pattern: connect alice and bob, disconnect alice first."""
+    alice_app, bob_app = Echo(), Echo()
+    alice = WebsocketCommunicator(alice_app, "/")
+    bob = WebsocketCommunicator(bob_app, "/")
+    assert (await alice.connect())[0] is True
+    assert (await bob.connect())[0] is True
+    await alice.send_to(text_data="a")
+    await bob.send_to(text_data="b")
+    assert await alice.receive_from() == "a"
+    await alice.disconnect()
+    assert await bob.receive_from() == "b"
+    carol = WebsocketCommunicator(Echo(), "/")
+    assert (await carol.connect())[0] is True
+    await bob.disconnect()
+    await carol.disconnect()
+    assert (alice_app.disconnect_code, bob_app.disconnect_code) == (1000, 1000)
