@@ -170,3 +170,7 @@ class SyncConsumer(AsyncConsumer):
     def send(self, message: Message) -> None:  # type: ignore[override]
         """Send an ASGI message to the client (from the handler's thread)."""
         self.base_send(message)
+
+    def start_soon(self, func: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Start ``func(*args)`` as a task owned by this connection, from a handler."""
+        anyio.from_thread.run_sync(self._connection.start_soon, func, *args)

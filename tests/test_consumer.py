@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import anyio
+import anyio.to_thread
 import pytest
 from django.conf import settings
 from django.test.utils import override_settings
@@ -305,3 +306,27 @@ async def test_the_layer_channel_is_released_when_the_connection_ends() -> None:
         await comm.disconnect()
     stats = layer.statistics()
     assert (stats.channels, stats.discarded) == (0, 1)
+
+
+@pytest.mark.anyio
+async def test_a_sync_consumer_starts_owned_tasks_from_its_thread() -> None:
+    started = threading.Event()
+
+    async def background() -> None:
+        started.set()
+        await anyio.sleep_forever()
+
+    class Starter(SyncConsumer):
+        def websocket_connect(self, message: dict[str, Any]) -> None:
+            self.start_soon(background)
+            self.send({"type": "websocket.accept"})
+
+        def websocket_disconnect(self, message: dict[str, Any]) -> None:
+            raise StopConsumer
+
+    app = Starter.as_asgi()
+    async with WebsocketCommunicator(app, "/") as comm:
+        assert (await comm.connect())[0] is True
+        assert await anyio.to_thread.run_sync(started.wait, 5)
+        await comm.disconnect()
+    assert app.statistics().tasks_live == 0  # type: ignore[attr-defined]
