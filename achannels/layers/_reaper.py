@@ -21,11 +21,14 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 from collections import deque
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from achannels.layers._registry import Group, Registry
+
+logger = logging.getLogger("achannels.layers")
 
 __all__ = ["SWEEP_EVERY", "SWEEP_RATIO", "Reaper"]
 
@@ -84,7 +87,14 @@ class Reaper:
             if ch is None:
                 continue
             if reg.drop_expired(ch, now) and not ch.waiters and not ch.woken:
-                reg.leave_all_groups(name)  # unread and nobody listening: presumed dead
+                # Unread and nobody listening: presumed dead, as in Channels. Say so:
+                # a live consumer stuck for longer than ``expiry`` loses its groups.
+                groups = len(reg.groups_of.get(name, ()))
+                if groups:
+                    logger.warning(
+                        "channel %r left %d group(s): its messages expired unread", name, groups
+                    )
+                reg.leave_all_groups(name)
             if ch.buffer:
                 self.arm_channel(name, ch.buffer[0][0])
             else:
@@ -108,5 +118,9 @@ class Reaper:
             budget -= len(lapsed)
             for channel in lapsed:
                 reg.remove_member(grp, channel)
+            if lapsed:
+                logger.info(
+                    "%d membership(s) of group %r lapsed after group_expiry", len(lapsed), grp.name
+                )
             if grp.members:
                 self.arm_group(grp, next(iter(grp.members.values())) + reg.group_expiry)

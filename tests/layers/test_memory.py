@@ -494,7 +494,9 @@ async def test_close_fails_waiting_receivers_and_leaves_the_layer_usable() -> No
     assert await layer.receive("x") == msg(1)
 
 
-async def test_an_expired_unread_channel_leaves_its_groups() -> None:
+async def test_an_expired_unread_channel_leaves_its_groups(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     clock = FakeClock()
     layer = InMemoryChannelLayer(expiry=10, clock=clock)
     await layer.group_add("room", "dead")
@@ -505,6 +507,7 @@ async def test_an_expired_unread_channel_leaves_its_groups() -> None:
     clock.advance(11)
     stats = layer.statistics()  # "dead" never read its message: presumed dead, as in Channels
     assert (stats.expired, stats.channels, stats.groups, stats.group_members) == (1, 0, 1, 1)
+    assert "channel 'dead' left 2 group(s): its messages expired unread" in caplog.text
 
 
 async def test_abandoned_channels_are_reclaimed_without_a_receiver() -> None:
