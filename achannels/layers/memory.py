@@ -35,8 +35,9 @@ from __future__ import annotations
 import secrets
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from copy import deepcopy
+from types import MappingProxyType
 from typing import Final, Literal, TypeAlias
 
 import anyio
@@ -282,6 +283,21 @@ class InMemoryChannelLayer(BaseChannelLayer):
         """
         self._reg.close()
         await checkpoint()
+
+    @property
+    def channels(self) -> Mapping[str, Sequence[tuple[float, LayerMessage]]]:
+        """Channels holding messages or receivers: name -> queued ``(expires_at, message)``.
+
+        A read-only snapshot, for inspection and tests, as Channels' layer exposes it.
+        """
+        return MappingProxyType({name: ch.buffer for name, ch in self._reg.channels.items()})
+
+    @property
+    def groups(self) -> Mapping[str, Mapping[str, float]]:
+        """Groups: name -> member channel -> join time (a read-only snapshot)."""
+        return MappingProxyType(
+            {name: MappingProxyType(grp.members) for name, grp in self._reg.groups.items()}
+        )
 
     def statistics(self) -> LayerStatistics:
         """Reclaim everything that is due, then return the layer's counters."""

@@ -542,3 +542,15 @@ async def test_discard_channel_leaves_groups_and_counts_what_it_drops() -> None:
     stats = layer.statistics()
     assert (stats.discarded, stats.channels, stats.group_members) == (2, 0, 0)
     assert await layer.discard_channel(channel) == 0
+
+
+async def test_channels_and_groups_can_be_inspected_as_in_channels() -> None:
+    layer = InMemoryChannelLayer()
+    await layer.send("a", msg(1))
+    await layer.group_add("g", "b")
+    assert list(layer.channels) == ["a"]
+    assert [message for _, message in layer.channels["a"]] == [msg(1)]
+    assert set(layer.groups) == {"g"}
+    assert list(layer.groups["g"]) == ["b"]
+    with pytest.raises(TypeError):
+        layer.groups["h"] = {}  # type: ignore[index]
