@@ -9,6 +9,8 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
 PYTHON = "3.11"
+# Channels' own Redis layer, only to prove both share one Redis (tests/layers/).
+INTEROP = ["channels_redis==4.3.0"]
 NO_DJANGO_TESTS = [
     "tests/test_import.py",
     "tests/e2e/test_plain_asgi.py",
@@ -18,7 +20,7 @@ NO_DJANGO_TESTS = [
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Run the whole test suite on asyncio and trio (Django installed)."""
-    session.install("-e", ".[dev,django,server,trio]")
+    session.install("-e", ".[dev,django,server,trio,redis]", *INTEROP)
     session.run("pytest", *session.posargs)
 
 
@@ -41,7 +43,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
     """Run mypy --strict over achannels/ and tests/."""
-    session.install("-e", ".[dev,django,server,trio]")
+    session.install("-e", ".[dev,django,server,trio,redis]", *INTEROP)
     session.run("mypy", "--strict", "achannels", "tests")
 
 

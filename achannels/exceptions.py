@@ -11,7 +11,8 @@ The hierarchy::
     │   │                               closes the socket with 1007 / 1003 if left uncaught
     │   ├── MessageTooLarge             a client frame or layer message over the size limit
     │   ├── HTTPException               raise from an HTTP view to answer with a status
-    │   └── ChannelFull                 a layer channel is at capacity
+    │   ├── ChannelFull                 a layer channel is at capacity
+    │   └── ChannelLayerUnavailable     a networked layer cannot reach its server
     ├── InvalidChannelLayerError        a layer is misconfigured or missing
     ├── RequestAborted                  the HTTP client went away mid-request
     ├── RequestTimeout                  the HTTP request body took too long
@@ -31,6 +32,7 @@ __all__ = [
     "AcceptConnection",
     "AchannelsError",
     "ChannelFull",
+    "ChannelLayerUnavailable",
     "DenyConnection",
     "HTTPException",
     "InvalidChannelLayerError",
@@ -98,6 +100,14 @@ class HTTPException(AchannelsError):
 
 class ChannelFull(AchannelsError):
     """A channel layer channel is at capacity."""
+
+
+class ChannelLayerUnavailable(AchannelsError):
+    """A networked channel layer cannot reach its server (Redis down, restarting, unreachable).
+
+    The call that raised it did not complete; the layer keeps trying to reconnect,
+    and later calls succeed once the server is back.
+    """
 
 
 class InvalidChannelLayerError(ValueError):

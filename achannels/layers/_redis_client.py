@@ -1,0 +1,143 @@
+"""The one place that knows coredis: connect to a shard, and say what a failure means.
+
+A shard is configured as channels_redis configures a host (see
+:func:`achannels.layers._redis_wire.decode_hosts`); this module turns that into a
+coredis client, entered as an async context manager by whoever owns it:
+
+* ``{"address": "redis://..."}`` or ``{"host": ..., "port": ...}``: one server;
+* ``{"sentinels": [(host, port), ...], "master_name": ...}``: the primary that the
+  sentinels name, found again after a failover;
+* ``{"address": ..., "cluster": True}`` or ``{"startup_nodes": [...]}``: a Redis
+  Cluster (an achannels addition; channels_redis has none).
+
+redis-py's option names that channels_redis users put in these dicts
+(``socket_timeout``, ``socket_connect_timeout``) are translated to coredis's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Final, TypeAlias
+
+from achannels.exceptions import InvalidChannelLayerError
+from achannels.layers._redis_wire import HostConfig
+
+__all__ = ["Client", "ConnectionFailure", "describe_host", "is_cluster", "open_client"]
+
+#: A coredis client (``Redis`` or ``RedisCluster``) returning ``bytes``.
+Client: TypeAlias = Any
+
+#: How long a command may wait for its reply before the connection counts as lost.
+#: Blocking pops use server-side timeouts well below this.
+STREAM_TIMEOUT: Final = 10.0
+CONNECT_TIMEOUT: Final = 5.0
+
+_RENAMED: Final = {"socket_timeout": "stream_timeout", "socket_connect_timeout": "connect_timeout"}
+_IGNORED: Final = frozenset({"retry_on_timeout", "health_check_interval", "socket_keepalive"})
+
+
+def _failure_types() -> tuple[type[Exception], ...]:
+    try:
+        from coredis.exceptions import (
+            BusyLoadingError,
+            ClusterDownError,
+            ClusterError,
+            ConnectionError,
+            ReadOnlyError,
+            SentinelError,
+            TryAgainError,
+        )
+    except ImportError:
+        return (OSError, TimeoutError)
+    return (
+        ConnectionError,
+        BusyLoadingError,
+        ClusterDownError,
+        ClusterError,
+        TryAgainError,
+        ReadOnlyError,
+        SentinelError,
+        OSError,
+        TimeoutError,
+    )
+
+
+#: The errors that mean "this shard cannot be reached right now" (not a bad request).
+ConnectionFailure: Final[tuple[type[Exception], ...]] = _failure_types()
+
+
+def is_cluster(host: HostConfig) -> bool:
+    """Return whether ``host`` configures a Redis Cluster."""
+    return bool(host.get("cluster")) or "startup_nodes" in host
+
+
+def describe_host(host: HostConfig) -> str:
+    """Return ``host`` as a short string for logs (no passwords)."""
+    if "sentinels" in host:
+        return f"sentinel:{host.get('master_name')}"
+    if "address" in host:
+        address = str(host["address"])
+        return address.split("@")[-1] if "@" in address else address
+    if "startup_nodes" in host:
+        return f"cluster:{host['startup_nodes'][0]}"
+    return f"{host.get('host', 'localhost')}:{host.get('port', 6379)}"
+
+
+@asynccontextmanager
+async def open_client(host: HostConfig) -> AsyncIterator[Client]:
+    """Connect to the shard ``host`` for the block, and disconnect after it.
+
+    The client's pool belongs to the calling task: enter this in a task that
+    outlives every user of the client. Connections are made on first use.
+
+    Raises:
+        InvalidChannelLayerError: coredis is not installed, or ``host`` is invalid.
+    """
+    try:
+        import coredis
+        from coredis.sentinel import Sentinel
+    except ImportError as exc:
+        raise InvalidChannelLayerError(
+            "the Redis layers need coredis: pip install 'achannels[redis]'"
+        ) from exc
+    options = _options(host)
+    if "sentinels" in options:
+        sentinels = [tuple(s) for s in options.pop("sentinels")]
+        master_name = options.pop("master_name")
+        sentinel_kwargs = options.pop("sentinel_kwargs", None) or {}
+        sentinel = Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs, **options)
+        async with sentinel, sentinel.primary_for(master_name) as client:
+            yield client
+        return
+    if options.pop("cluster", False) or "startup_nodes" in options:
+        async with _cluster_client(coredis, options) as client:
+            yield client
+        return
+    if "address" in options:
+        address = options.pop("address")
+        client = coredis.Redis.from_url(address, **options)
+    else:
+        client = coredis.Redis(**options)
+    async with client:
+        yield client
+
+
+def _options(host: HostConfig) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for name, value in host.items():
+        if name in _IGNORED:
+            continue
+        options[_RENAMED.get(name, name)] = value
+    options.setdefault("stream_timeout", STREAM_TIMEOUT)
+    options.setdefault("connect_timeout", CONNECT_TIMEOUT)
+    if "sentinels" in options and "master_name" not in options:
+        raise InvalidChannelLayerError(f"a Sentinel host needs a master_name: {host!r}")
+    return options
+
+
+def _cluster_client(coredis: Any, options: dict[str, Any]) -> Any:
+    if "startup_nodes" in options:
+        nodes = [coredis.connection.TCPLocation(h, int(p)) for h, p in options.pop("startup_nodes")]
+        return coredis.RedisCluster(startup_nodes=nodes, **options)
+    return coredis.RedisCluster.from_url(options.pop("address"), **options)
