@@ -96,7 +96,7 @@ _POLICIES: Final = ("skip", "raise", "drop_oldest")
 _DRAIN: Final = 100  # messages a receive loop takes per round trip after a blocking pop
 _BACKOFF_MIN: Final = 0.05
 _BACKOFF_MAX: Final = 2.0
-_LOOP_FAILURES: Final = (*ConnectionFailure, ChannelLayerUnavailable)
+_LOOP_FAILURES: Final[tuple[type[Exception], ...]] = (*ConnectionFailure, ChannelLayerUnavailable)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
