@@ -20,6 +20,7 @@ from ._workers import ChannelWorker, WorkerHandler, run_workers
 from .exceptions import InvalidChannelLayerError
 from .layers import ChannelLayer
 from .layers._names import require_valid_channel_name
+from .layers._open import own_layer
 
 __all__ = ["Router"]
 
@@ -319,7 +320,8 @@ class Router:
             logger.error("%s", failed)
             await send({"type": "lifespan.startup.failed", "message": failed})
             return
-        async with anyio.create_task_group() as task_group:
+        # The app's lifespan owns the layer's background work (Redis pools, receive loops).
+        async with own_layer(self.layer), anyio.create_task_group() as task_group:
             if self._workers and self.run_workers_in_process:
                 await task_group.start(self.run_workers)
             await send({"type": "lifespan.startup.complete"})

@@ -19,6 +19,7 @@ import anyio
 
 from ._asgi import ASGIApp
 from ._connection import Connections, server_connections
+from .layers._open import own_layer
 
 if TYPE_CHECKING:
     from ._router import Router
@@ -108,7 +109,7 @@ async def _run_worker(router: Router, channels: list[str] | None) -> None:
         if failed is not None:
             raise RuntimeError(failed)
         try:
-            async with anyio.create_task_group() as task_group:
+            async with own_layer(router.layer), anyio.create_task_group() as task_group:
                 await task_group.start(router.run_workers, channels)
                 async for _ in signals:
                     break

@@ -21,12 +21,15 @@ chosen application, and cancellation reaches that application unchanged.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from achannels._asgi import ASGIApp, Receive, Scope, Send
 
 __all__ = ["ChannelNameRouter", "ProtocolTypeRouter", "URLRouter"]
+
+logger = logging.getLogger("achannels.routing")
 
 
 class ProtocolTypeRouter:
@@ -43,6 +46,9 @@ class ProtocolTypeRouter:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the application registered for the scope type.
 
+        A ``"lifespan"`` scope with no application registered for it is answered
+        here: the ``CHANNEL_LAYERS`` layers are owned from startup to shutdown.
+
         Raises:
             ValueError: No application is registered for ``scope["type"]``.
         """
@@ -50,8 +56,35 @@ class ProtocolTypeRouter:
         try:
             application = self.application_mapping[scope_type]
         except KeyError:
+            if scope_type == "lifespan":
+                await _own_layers_for_lifespan(receive, send)
+                return
             raise ValueError(f"No application configured for scope type {scope_type!r}") from None
         await application(scope, receive, send)
+
+
+async def _own_layers_for_lifespan(receive: Receive, send: Send) -> None:
+    """Answer lifespan, owning the ``CHANNEL_LAYERS`` layers from startup to shutdown.
+
+    Channels raises for lifespan here; achannels answers it so that the configured
+    Redis layers keep their pools and receive loops for the life of the server.
+    """
+    from achannels.layers import channel_layers
+
+    message = await receive()
+    if message["type"] != "lifespan.startup":
+        raise ValueError(f"expected lifespan.startup, got {message['type']!r}")
+    phase = "startup"
+    try:
+        async with channel_layers.owned():
+            await send({"type": "lifespan.startup.complete"})
+            phase = "shutdown"
+            await receive()  # lifespan.shutdown
+    except Exception as exc:
+        logger.exception("channel layers failed at lifespan %s", phase)
+        await send({"type": f"lifespan.{phase}.failed", "message": repr(exc)})
+        return
+    await send({"type": "lifespan.shutdown.complete"})
 
 
 class URLRouter:

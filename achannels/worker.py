@@ -51,6 +51,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from ._asgi import ASGIApp, Message
 from .layers import ChannelLayer
+from .layers._open import own_layer
 
 __all__ = ["Worker", "WorkerStatistics"]
 
@@ -189,7 +190,8 @@ class Worker:
         """
         self._states = [_Channel(name, self.buffer_size) for name in self.channels]
         try:
-            async with anyio.create_task_group() as instances:
+            # The worker owns its layer's background work (Redis pools, receive loops).
+            async with own_layer(self.channel_layer), anyio.create_task_group() as instances:
                 async with anyio.create_task_group() as listeners:
                     for state in self._states:
                         listeners.start_soon(self._listen, state, instances)

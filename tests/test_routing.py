@@ -70,8 +70,8 @@ async def test_protocol_type_router_dispatches_on_type() -> None:
 @pytest.mark.anyio
 async def test_protocol_type_router_unknown_type() -> None:
     router = ProtocolTypeRouter({"http": Recorder()})
-    with pytest.raises(ValueError, match="No application configured for scope type 'lifespan'"):
-        await call(router, {"type": "lifespan"})
+    with pytest.raises(ValueError, match="No application configured for scope type 'websocket'"):
+        await call(router, {"type": "websocket", "path": "/"})
 
 
 # URLRouter

@@ -6,12 +6,13 @@ native core never reads it (a ``Router`` gets its layer passed in).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from achannels.exceptions import InvalidChannelLayerError
 from achannels.layers._base import ChannelLayer
-from achannels.layers._open import layer_from_config
+from achannels.layers._open import layer_from_config, own_layer
 
 __all__ = ["DEFAULT_CHANNEL_LAYER", "ChannelLayerManager", "channel_layers", "get_channel_layer"]
 
@@ -58,6 +59,19 @@ class ChannelLayerManager:
 
     def __contains__(self, name: object) -> bool:
         return name in self.configs
+
+    @asynccontextmanager
+    async def owned(self) -> AsyncIterator[None]:
+        """Own every configured layer's background work for the block.
+
+        ``ProtocolTypeRouter`` does this from lifespan startup to shutdown, so the
+        Redis layers keep pooled connections and receive loops while the server
+        runs. Each alias's layer is created now if it was not yet.
+        """
+        async with AsyncExitStack() as stack:
+            for name in self.configs:
+                await stack.enter_async_context(own_layer(self[name]))
+            yield
 
     def set(self, name: str, layer: ChannelLayer) -> ChannelLayer | None:
         """Install ``layer`` as ``name`` (for tests); return the one it replaces."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import anyio
@@ -12,7 +12,7 @@ import anyio
 from achannels.exceptions import InvalidChannelLayerError
 from achannels.layers._base import ChannelLayer
 
-__all__ = ["create_channel_layer", "layer_from_config", "open_channel_layer"]
+__all__ = ["create_channel_layer", "layer_from_config", "open_channel_layer", "own_layer"]
 
 _SHORT_NAMES = {"memory": "achannels.layers.InMemoryChannelLayer"}
 
@@ -57,11 +57,29 @@ async def open_channel_layer(
     """Create a layer for the block and close it when the block ends (shielded).
 
     ``async with open_channel_layer("memory", capacity=500) as layer:`` — a layer that
-    needs background work (connections, housekeeping) owns it for exactly this block.
+    needs background work (the Redis layers' pools and receive loops) keeps it for
+    exactly this block, owned by the calling task.
     """
     layer = create_channel_layer(backend, **config)
     try:
-        yield layer
+        async with own_layer(layer):
+            yield layer
     finally:
         with anyio.CancelScope(shield=True):
             await layer.close()
+
+
+@asynccontextmanager
+async def own_layer(layer: object) -> AsyncIterator[None]:
+    """Own ``layer``'s background work for the block, if it keeps any.
+
+    Layers that keep connections or receive loops (the Redis layers) are async
+    context managers; entering one makes the calling task their owner. Layers that
+    keep nothing (the memory layer, ``None``) are left alone. Entering a layer that
+    is already owned from the same thread nests.
+    """
+    if isinstance(layer, AbstractAsyncContextManager):
+        async with layer:
+            yield
+    else:
+        yield

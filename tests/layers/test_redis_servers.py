@@ -21,17 +21,13 @@ redis_cluster = redis_fixtures.redis_cluster
 redis_sentinel = redis_fixtures.redis_sentinel
 
 
-@pytest.fixture(autouse=True)
-def _needs_redis() -> None:
-    redis_fixtures.require_redis()
-
-
 def test_free_port_leaves_room_for_the_cluster_bus() -> None:
     port = free_port(cluster_bus=True)
     assert 0 < port <= 65535 - 10000
 
 
 def test_kill_and_restart_lose_the_data() -> None:
+    redis_fixtures.require_redis()
     with RedisServer() as server:
         assert server.url == f"redis://127.0.0.1:{server.port}"
         server.cli("SET", "key", "value")
@@ -52,6 +48,7 @@ def test_kill_and_restart_lose_the_data() -> None:
 
 
 def test_a_server_that_cannot_start_reports_its_log() -> None:
+    redis_fixtures.require_redis()
     server = RedisServer(args=["--no-such-directive", "x"])
     with pytest.raises(RedisSetupError, match="no-such-directive"):
         server.start()
