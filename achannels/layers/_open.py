@@ -14,11 +14,27 @@ from achannels.layers._base import ChannelLayer
 
 __all__ = ["create_channel_layer", "layer_from_config", "open_channel_layer", "own_layer"]
 
-_SHORT_NAMES = {"memory": "achannels.layers.InMemoryChannelLayer"}
+_SHORT_NAMES = {
+    "memory": "achannels.layers.InMemoryChannelLayer",
+    "redis": "achannels.layers.redis.RedisChannelLayer",
+    "redis_pubsub": "achannels.layers.redis.RedisPubSubChannelLayer",
+    # A Channels project's CHANNEL_LAYERS works unchanged: channels_redis's layers
+    # are asyncio-only and built on Channels' classes, so ours stand in for them.
+    "channels.layers.InMemoryChannelLayer": "achannels.layers.InMemoryChannelLayer",
+    "channels_redis.core.RedisChannelLayer": "achannels.layers.redis.RedisChannelLayer",
+    "channels_redis.pubsub.RedisPubSubChannelLayer": (
+        "achannels.layers.redis.RedisPubSubChannelLayer"
+    ),
+}
 
 
 def create_channel_layer(backend: str | type[Any] = "memory", **config: Any) -> ChannelLayer:
-    """Return a new layer: ``backend`` is ``"memory"``, a dotted class path, or a class.
+    """Return a new layer: ``backend`` is a short name, a dotted class path, or a class.
+
+    Short names: ``"memory"``, ``"redis"``, ``"redis_pubsub"``. channels_redis's class
+    paths (``"channels_redis.core.RedisChannelLayer"``, ``...pubsub.RedisPubSub...``)
+    and Channels' ``"channels.layers.InMemoryChannelLayer"`` name achannels' own layers,
+    so a Channels project's ``CHANNEL_LAYERS`` works as it is.
 
     Raises:
         InvalidChannelLayerError: the backend cannot be imported or is not a layer.

@@ -23,7 +23,14 @@ from typing import Any, Final, TypeAlias
 from achannels.exceptions import InvalidChannelLayerError
 from achannels.layers._redis_wire import HostConfig
 
-__all__ = ["Client", "ConnectionFailure", "describe_host", "is_cluster", "open_client"]
+__all__ = [
+    "Client",
+    "ConnectionFailure",
+    "connection_failure",
+    "describe_host",
+    "is_cluster",
+    "open_client",
+]
 
 #: A coredis client (``Redis`` or ``RedisCluster``) returning ``bytes``.
 Client: TypeAlias = Any
@@ -67,6 +74,27 @@ def _failure_types() -> tuple[type[Exception], ...]:
 ConnectionFailure: Final[tuple[type[Exception], ...]] = _failure_types()
 
 
+def connection_failure(exc: BaseException) -> BaseException | None:
+    """Return the failure ``exc`` reports if it means "the shard is unreachable", else None.
+
+    coredis raises some failures inside exception groups (from its pools' task
+    groups); a group made only of such failures counts as one.
+    """
+    if isinstance(exc, ConnectionFailure):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        matched, rest = exc.split(ConnectionFailure)
+        if matched is not None and rest is None:
+            return _first_leaf(matched)
+    return None
+
+
+def _first_leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
 def is_cluster(host: HostConfig) -> bool:
     """Return whether ``host`` configures a Redis Cluster."""
     return bool(host.get("cluster")) or "startup_nodes" in host
@@ -96,7 +124,7 @@ async def open_client(host: HostConfig) -> AsyncIterator[Client]:
     """
     try:
         import coredis
-        from coredis.sentinel import Sentinel
+        from coredis import Sentinel
     except ImportError as exc:
         raise InvalidChannelLayerError(
             "the Redis layers need coredis: pip install 'achannels[redis]'"

@@ -67,7 +67,7 @@ from achannels.layers._names import (
 )
 from achannels.layers._redis_client import (
     Client,
-    ConnectionFailure,
+    connection_failure,
     describe_host,
     is_cluster,
     open_client,
@@ -96,7 +96,6 @@ _POLICIES: Final = ("skip", "raise", "drop_oldest")
 _DRAIN: Final = 100  # messages a receive loop takes per round trip after a blocking pop
 _BACKOFF_MIN: Final = 0.05
 _BACKOFF_MAX: Final = 2.0
-_LOOP_FAILURES: Final[tuple[type[Exception], ...]] = (*ConnectionFailure, ChannelLayerUnavailable)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -327,11 +326,14 @@ class RedisChannelLayer(BaseChannelLayer):
             else:
                 async with open_client(self.hosts[index]) as client:
                     yield client
-        except ConnectionFailure as exc:
+        except BaseException as exc:
+            failure = connection_failure(exc)
+            if failure is None:
+                raise
             self._counts["errors"] += 1
             self._counts["unavailable"] += 1
             where = describe_host(self.hosts[index])
-            raise ChannelLayerUnavailable(f"Redis at {where} is unavailable: {exc!r}") from exc
+            raise ChannelLayerUnavailable(f"Redis at {where} is unavailable: {failure!r}") from exc
 
     # -- the layer API ----------------------------------------------------------------
 
@@ -637,11 +639,9 @@ class RedisChannelLayer(BaseChannelLayer):
                 await self._pop_into_buffers(client, index, key, want)
                 if backoff:
                     await self._rejoin_groups(index)
-            except _LOOP_FAILURES as exc:
-                backoff = await self._back_off(backoff, key, index, exc)
-                continue
-            except Exception as exc:  # a bug must not stop this process's deliveries
-                logger.exception("receive loop for %s failed", key)
+            except Exception as exc:  # even a bug must not stop this process's deliveries
+                if not isinstance(exc, ChannelLayerUnavailable) and not connection_failure(exc):
+                    logger.exception("receive loop for %s failed", key)
                 backoff = await self._back_off(backoff, key, index, exc)
                 continue
             if backoff:
@@ -720,7 +720,9 @@ class RedisChannelLayer(BaseChannelLayer):
             for item in items:
                 try:
                     await owner.clients[item.shard].zadd(key, {item.raw: item.score})
-                except ConnectionFailure:
+                except Exception as exc:
+                    if connection_failure(exc) is None:
+                        raise
                     self._counts["errors"] += 1
                     self._counts["discarded"] += 1
                     logger.warning("could not return a message to %r; it is lost", channel)
