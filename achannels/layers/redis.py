@@ -572,18 +572,31 @@ class RedisChannelLayer(BaseChannelLayer):
 
     async def _receive_unowned(self, channel: str) -> LayerMessage:
         key = channel_key(self.prefix, channel)
-        shards = itertools.cycle(range(self.ring_size))
+        home = consistent_hash(non_local_name(channel), self.ring_size)
         while True:
             inbox = self._inboxes.get(channel)
             if inbox is not None and (message := self._take(channel, inbox)) is not None:
                 return message
-            index = next(shards)
+            # Take what waits on any shard first, then wait on the likeliest one.
             with anyio.CancelScope(shield=True):
-                async with self._connect(index) as client:
-                    popped = await client.bzpopmin([key], timeout=self.unowned_poll)
-            if popped is not None:
-                self._dispatch(index, key, popped[1], float(popped[2]))
+                if not await self._pop_waiting(key):
+                    await self._pop_blocking(home, key)
             await checkpoint()
+
+    async def _pop_waiting(self, key: str) -> bool:
+        found = False
+        for index in range(self.ring_size) if self.ring_size > 1 else ():
+            async with self._connect(index) as client:
+                for scored in await client.zpopmin(key, 1) or ():
+                    self._dispatch(index, key, scored.member, float(scored.score))
+                    found = True
+        return found
+
+    async def _pop_blocking(self, index: int, key: str) -> None:
+        async with self._connect(index) as client:
+            popped = await client.bzpopmin([key], timeout=self.unowned_poll)
+        if popped is not None:
+            self._dispatch(index, key, popped[1], float(popped[2]))
 
     # -- receive loops (with an owner) -------------------------------------------------
 
