@@ -34,8 +34,9 @@ from achannels.layers._names import non_local_name
 
 __all__ = [
     "ASGI_CHANNEL",
-    "GROUP_SEND",
+    "GROUP_ADD",
     "GROUP_MEMBERS",
+    "GROUP_SEND",
     "HostConfig",
     "SEND",
     "Serializer",
@@ -234,6 +235,13 @@ end
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
 redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2])))
 return expired
+"""
+
+#: KEYS[1] group; ARGV: now, group_expiry, channel. Adds (or refreshes) a member.
+GROUP_ADD: Final = b"""
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[3])
+redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2])))
+return 1
 """
 
 #: KEYS[1] group; ARGV: now, group_expiry. Drops lapsed members, returns the rest.

@@ -74,6 +74,7 @@ from achannels.layers._redis_client import (
 )
 from achannels.layers._redis_wire import (
     ASGI_CHANNEL,
+    GROUP_ADD,
     GROUP_MEMBERS,
     GROUP_SEND,
     SEND,
@@ -421,7 +422,7 @@ class RedisChannelLayer(BaseChannelLayer):
         return message
 
     async def group_add(self, group: str, channel: str) -> None:
-        """Add ``channel`` to ``group`` (or refresh it), as channels_redis does.
+        """Add ``channel`` to ``group`` (or refresh it), as channels_redis does (one round trip).
 
         Raises:
             ChannelLayerUnavailable: Redis cannot be reached.
@@ -431,8 +432,7 @@ class RedisChannelLayer(BaseChannelLayer):
         now = time.time()
         key = group_key(self.prefix, group)
         async with self._connect(consistent_hash(group, self.ring_size)) as client:
-            await client.zadd(key, {channel: now})
-            await client.expire(key, math.ceil(self.group_expiry))
+            await _eval(client, GROUP_ADD, [key], (now, self.group_expiry, channel))
         self._memberships.setdefault(group, {})[channel] = now
 
     async def group_discard(self, group: str, channel: str) -> None:
@@ -829,7 +829,7 @@ def _sha(script: bytes) -> str:
     return hashlib.sha1(script, usedforsecurity=False).hexdigest()
 
 
-_SHAS: Final = {script: _sha(script) for script in (SEND, GROUP_MEMBERS, GROUP_SEND)}
+_SHAS: Final = {script: _sha(script) for script in (SEND, GROUP_ADD, GROUP_MEMBERS, GROUP_SEND)}
 
 
 async def _eval(client: Client, script: bytes, keys: Sequence[str], args: Iterable[Any]) -> Any:
