@@ -49,7 +49,8 @@ STATIC_URL = "static/"
 ASGI_APPLICATION = "examples.django_project.asgi.application"
 
 CHANNEL_LAYERS: dict[str, dict[str, Any]] = {
-    # One process only; a multi-process deployment uses a layer shared between them.
+    # One process only; several processes share "achannels.layers.redis.RedisChannelLayer"
+    # (docs/redis.md).
     "default": {"BACKEND": "achannels.layers.InMemoryChannelLayer"},
 }
 
