@@ -56,6 +56,14 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Run the benchmark suite (pass --quick for a short run)."""
-    session.install("-e", ".[dev,server,trio]", "websockets")
+    """Run the benchmark suite (pass --quick for a short run); the Redis one needs Redis.
+
+    ``bench_redis.py`` compares the Redis layer with Channels' own, channels_redis,
+    on the Redis at 127.0.0.1:6379; it gets only ``--quick`` of the arguments.
+    """
+    session.install(
+        "-e", ".[dev,server,trio,redis]", "websockets", "channels_redis==4.3.0", "channels==4.3.2"
+    )
     session.run("python", "benchmarks/echo.py", *session.posargs)
+    quick = ["--quick"] if "--quick" in session.posargs else []
+    session.run("python", "benchmarks/bench_redis.py", *quick)

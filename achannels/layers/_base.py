@@ -24,6 +24,7 @@ __all__ = [
     "ChannelLayer",
     "LayerMessage",
     "LayerStatistics",
+    "RedisLayerStatistics",
 ]
 
 #: A layer message: a ``dict`` with a ``str`` ``"type"`` (checked at run time).
@@ -61,6 +62,32 @@ class LayerStatistics:
     channels: int = 0
     groups: int = 0
     group_members: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RedisLayerStatistics(LayerStatistics):
+    """A Redis layer's counters: the memory layer's, seen from this process, plus a network's.
+
+    ``channels`` counts this process's local buffers; ``groups`` and
+    ``group_members`` count the memberships this process added and still holds.
+    ``expired`` includes messages Redis held past ``expiry`` that a send removed.
+
+    Attributes:
+        errors: failed attempts to talk to Redis (by callers or receive loops).
+        unavailable: calls that raised ``ChannelLayerUnavailable`` to their caller.
+        reconnects: times a receive loop got its shard back after a failure.
+        undecodable: messages popped that could not be decoded (another format or
+            encryption key, or corrupt); they are dropped and logged.
+        owned: whether an owner (``async with layer``) holds pools and receive loops.
+        receive_loops: receive loops running now.
+    """
+
+    errors: int = 0
+    unavailable: int = 0
+    reconnects: int = 0
+    undecodable: int = 0
+    owned: bool = False
+    receive_loops: int = 0
 
 
 @runtime_checkable

@@ -16,9 +16,13 @@ redis-py's option names that channels_redis users put in these dicts
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Final, TypeAlias
+from urllib.parse import unquote, urlsplit
+
+import anyio
 
 from achannels.exceptions import InvalidChannelLayerError
 from achannels.layers._redis_wire import HostConfig
@@ -39,6 +43,10 @@ Client: TypeAlias = Any
 #: Blocking pops use server-side timeouts well below this.
 STREAM_TIMEOUT: Final = 10.0
 CONNECT_TIMEOUT: Final = 5.0
+#: Seconds between two questions to the sentinels about who the primary is.
+FAILOVER_CHECK: Final = 1.0
+
+logger = logging.getLogger("achannels.layers.redis")
 
 _RENAMED: Final = {"socket_timeout": "stream_timeout", "socket_connect_timeout": "connect_timeout"}
 _IGNORED: Final = frozenset({"retry_on_timeout", "health_check_interval", "socket_keepalive"})
@@ -113,29 +121,36 @@ def describe_host(host: HostConfig) -> str:
 
 
 @asynccontextmanager
-async def open_client(host: HostConfig) -> AsyncIterator[Client]:
+async def open_client(
+    host: HostConfig, *, on_failover: Callable[[], None] | None = None
+) -> AsyncIterator[Client]:
     """Connect to the shard ``host`` for the block, and disconnect after it.
 
     The client's pool belongs to the calling task: enter this in a task that
-    outlives every user of the client. Connections are made on first use.
+    outlives every user of the client. Connections are made on first use. Commands
+    are never retried by the client: a failure reaches the layer, which counts it
+    (a retried script could deliver a message twice).
+
+    Args:
+        host: the shard's configuration.
+        on_failover: for a Sentinel shard, ask the sentinels every
+            :data:`FAILOVER_CHECK` seconds who the primary is; when it changed, drop
+            the pool's connections (a long-lived pool otherwise keeps talking to a
+            demoted primary until its connections break) and call this.
 
     Raises:
         InvalidChannelLayerError: coredis is not installed, or ``host`` is invalid.
     """
     try:
         import coredis
-        from coredis import Sentinel
     except ImportError as exc:
         raise InvalidChannelLayerError(
             "the Redis layers need coredis: pip install 'achannels[redis]'"
         ) from exc
     options = _options(host)
+    options.setdefault("retry_policy", coredis.retry.NoRetryPolicy())
     if "sentinels" in options:
-        sentinels = [tuple(s) for s in options.pop("sentinels")]
-        master_name = options.pop("master_name")
-        sentinel_kwargs = options.pop("sentinel_kwargs", None) or {}
-        sentinel = Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs, **options)
-        async with sentinel, sentinel.primary_for(master_name) as client:
+        async with _sentinel_client(coredis, options, on_failover) as client:
             yield client
         return
     if options.pop("cluster", False) or "startup_nodes" in options:
@@ -149,6 +164,43 @@ async def open_client(host: HostConfig) -> AsyncIterator[Client]:
         client = coredis.Redis(**options)
     async with client:
         yield client
+
+
+@asynccontextmanager
+async def _sentinel_client(
+    coredis: Any, options: dict[str, Any], on_failover: Callable[[], None] | None
+) -> AsyncIterator[Client]:
+    location = coredis.connection.TCPLocation
+    sentinels = [location(h, int(p)) for h, p in options.pop("sentinels")]
+    master_name = options.pop("master_name")
+    sentinel_kwargs = options.pop("sentinel_kwargs", None) or {}
+    sentinel = coredis.Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs, **options)
+    async with sentinel, sentinel.primary_for(master_name) as client:
+        if on_failover is None:
+            yield client
+            return
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(_follow_primary, client, on_failover)
+            try:
+                yield client
+            finally:
+                task_group.cancel_scope.cancel()
+
+
+async def _follow_primary(client: Client, on_failover: Callable[[], None]) -> None:
+    pool = client.connection_pool
+    while True:
+        await anyio.sleep(FAILOVER_CHECK)
+        before = pool.location
+        try:
+            # Asking for the primary drops the pool's connections if it moved.
+            after = await pool.get_primary_location()
+        except ConnectionFailure as exc:
+            logger.warning("cannot ask the sentinels for the primary: %s", repr(exc))
+            continue
+        if before is not None and after != before:
+            logger.warning("the sentinels moved the primary from %s to %s", before, after)
+            on_failover()
 
 
 def _options(host: HostConfig) -> dict[str, Any]:
@@ -165,7 +217,15 @@ def _options(host: HostConfig) -> dict[str, Any]:
 
 
 def _cluster_client(coredis: Any, options: dict[str, Any]) -> Any:
+    location = coredis.connection.TCPLocation
     if "startup_nodes" in options:
-        nodes = [coredis.connection.TCPLocation(h, int(p)) for h, p in options.pop("startup_nodes")]
-        return coredis.RedisCluster(startup_nodes=nodes, **options)
-    return coredis.RedisCluster.from_url(options.pop("address"), **options)
+        nodes = [location(h, int(p)) for h, p in options.pop("startup_nodes")]
+    else:
+        url = urlsplit(options.pop("address"))
+        nodes = [location(url.hostname or "localhost", url.port or 6379)]
+        if url.password:
+            options.setdefault("password", unquote(url.password))
+        if url.username:
+            options.setdefault("username", unquote(url.username))
+        options.setdefault("ssl", url.scheme == "rediss")
+    return coredis.RedisCluster(startup_nodes=nodes, **options)

@@ -37,6 +37,7 @@ next call.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import logging
@@ -48,7 +49,6 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, NamedTuple, Self
 
@@ -57,7 +57,12 @@ import anyio.abc
 from anyio.lowlevel import checkpoint
 
 from achannels.exceptions import ChannelFull, ChannelLayerUnavailable
-from achannels.layers._base import BaseChannelLayer, CapacityPattern, LayerMessage, LayerStatistics
+from achannels.layers._base import (
+    BaseChannelLayer,
+    CapacityPattern,
+    LayerMessage,
+    RedisLayerStatistics,
+)
 from achannels.layers._drops import DropReporter
 from achannels.layers._names import (
     non_local_name,
@@ -72,6 +77,7 @@ from achannels.layers._redis_client import (
     is_cluster,
     open_client,
 )
+from achannels.layers._redis_pubsub import RedisPubSubChannelLayer
 from achannels.layers._redis_wire import (
     ASGI_CHANNEL,
     GROUP_ADD,
@@ -89,40 +95,14 @@ from achannels.layers._redis_wire import (
 )
 from achannels.layers.memory import GroupFullPolicy
 
-__all__ = ["RedisChannelLayer", "RedisLayerStatistics"]
+__all__ = ["RedisChannelLayer", "RedisLayerStatistics", "RedisPubSubChannelLayer"]
 
 logger = logging.getLogger("achannels.layers.redis")
 
 _POLICIES: Final = ("skip", "raise", "drop_oldest")
 _DRAIN: Final = 100  # messages a receive loop takes per round trip after a blocking pop
 _BACKOFF_MIN: Final = 0.05
-_BACKOFF_MAX: Final = 2.0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RedisLayerStatistics(LayerStatistics):
-    """The memory layer's counters, seen from this process, plus a network's.
-
-    ``channels`` counts this process's local buffers; ``groups`` and
-    ``group_members`` count the memberships this process added and still holds.
-    ``expired`` includes messages Redis held past ``expiry`` that a send removed.
-
-    Attributes:
-        errors: failed attempts to talk to Redis (by callers or receive loops).
-        unavailable: calls that raised ``ChannelLayerUnavailable`` to their caller.
-        reconnects: times a receive loop got its shard back after a failure.
-        undecodable: messages popped that could not be decoded (another format or
-            encryption key, or corrupt); they are dropped and logged.
-        owned: whether an owner (``async with layer``) holds pools and receive loops.
-        receive_loops: receive loops running now.
-    """
-
-    errors: int = 0
-    unavailable: int = 0
-    reconnects: int = 0
-    undecodable: int = 0
-    owned: bool = False
-    receive_loops: int = 0
+_BACKOFF_MAX: Final = 1.0
 
 
 class _Item(NamedTuple):
@@ -160,6 +140,8 @@ class _Owner:
         self.clients = clients
         self.thread = threading.get_ident()
         self.loops: dict[tuple[int, str], anyio.Event] = {}  # (shard, key) -> demand signal
+        self.shard_up = [anyio.Event() for _ in clients]  # set when a call on it succeeds
+        self.stale = [False for _ in clients]  # memberships to restore before the next call
         self.stopping = False
         self.idle = anyio.Event()  # set when the last loop ends
         self.depth = 1
@@ -265,7 +247,12 @@ class RedisChannelLayer(BaseChannelLayer):
         stack = AsyncExitStack()
         await stack.__aenter__()
         try:
-            clients = [await stack.enter_async_context(open_client(h)) for h in self.hosts]
+            clients = [
+                await stack.enter_async_context(
+                    open_client(host, on_failover=functools.partial(self._failed_over, index))
+                )
+                for index, host in enumerate(self.hosts)
+            ]
             task_group = await stack.enter_async_context(anyio.create_task_group())
         except BaseException:
             await stack.__aexit__(None, None, None)
@@ -307,6 +294,12 @@ class RedisChannelLayer(BaseChannelLayer):
                 inbox.woken += len(inbox.waiters)
                 inbox.waiters.clear()
 
+    def _failed_over(self, index: int) -> None:
+        # Writes the old primary had not replicated may be gone: restore memberships.
+        self._counts["reconnects"] += 1
+        if self._owner is not None:
+            self._owner.stale[index] = True
+
     def _owned_here(self) -> _Owner | None:
         owner = self._owner
         if owner is not None and not owner.stopping and owner.thread == threading.get_ident():
@@ -323,7 +316,12 @@ class RedisChannelLayer(BaseChannelLayer):
         owner = self._owned_here()
         try:
             if owner is not None:
-                yield owner.clients[index]
+                client = owner.clients[index]
+                if owner.stale[index]:  # a loop lost the shard: Redis may have restarted empty
+                    await self._rejoin_groups(client, index)
+                    owner.stale[index] = False
+                yield client
+                owner.shard_up[index].set()  # a receive loop backing off may retry now
             else:
                 async with open_client(self.hosts[index]) as client:
                     yield client
@@ -473,6 +471,11 @@ class RedisChannelLayer(BaseChannelLayer):
             full += await self._deliver(index, keys, packed, now)
         if full:
             self._report_full(group, full)
+
+    async def _add_members(self, client: Client, group: str, members: dict[str, float]) -> None:
+        key = group_key(self.prefix, group)
+        await client.zadd(key, members)
+        await client.expire(key, math.ceil(self.group_expiry))
 
     async def discard_channel(self, channel: str) -> int:
         """Release ``channel``: leave the groups this process added it to, drop its buffer.
@@ -649,27 +652,33 @@ class RedisChannelLayer(BaseChannelLayer):
                     return
                 continue
             try:
+                if backoff:  # the first call after a failure: Redis may have restarted empty
+                    await self._rejoin_groups(client, index)
+                    owner.stale[index] = False
+                    backoff = 0.0
+                    self._counts["reconnects"] += 1
+                    logger.warning("receive loop for %s on shard %d reconnected", key, index)
                 await self._pop_into_buffers(client, index, key, want)
-                if backoff:
-                    await self._rejoin_groups(index)
             except Exception as exc:  # even a bug must not stop this process's deliveries
                 if not isinstance(exc, ChannelLayerUnavailable) and not connection_failure(exc):
                     logger.exception("receive loop for %s failed", key)
-                backoff = await self._back_off(backoff, key, index, exc)
-                continue
-            if backoff:
-                backoff = 0.0
-                self._counts["reconnects"] += 1
-                logger.warning("receive loop for %s on shard %d reconnected", key, index)
+                backoff = await self._back_off(owner, backoff, key, index, exc)
 
-    async def _back_off(self, backoff: float, key: str, index: int, exc: Exception) -> float:
+    async def _back_off(
+        self, owner: _Owner, backoff: float, key: str, index: int, exc: Exception
+    ) -> float:
+        """Wait before retrying; a caller's success on the shard ends the wait early."""
         backoff = min(_BACKOFF_MAX, max(_BACKOFF_MIN, backoff * 2))
+        owner.stale[index] = True
         self._counts["errors"] += 1
         logger.warning(
-            "receive loop for %s on %s failed (%r); retrying in about %.2fs",
-            key, describe_host(self.hosts[index]), exc, backoff,
+            "receive loop for %s on %s failed (%s); retrying in about %.2fs",
+            key, describe_host(self.hosts[index]), repr(exc), backoff,
         )  # fmt: skip
-        await anyio.sleep(backoff * (0.5 + secrets.randbelow(1000) / 1000))
+        del exc  # a kept traceback would keep the failed connection alive
+        up = owner.shard_up[index] = anyio.Event()
+        with anyio.move_on_after(backoff * (0.5 + secrets.randbelow(1000) / 1000)):
+            await up.wait()
         return backoff
 
     def _wanted(self, channel: str) -> int:
@@ -740,15 +749,12 @@ class RedisChannelLayer(BaseChannelLayer):
                     self._counts["discarded"] += 1
                     logger.warning("could not return a message to %r; it is lost", channel)
 
-    async def _rejoin_groups(self, index: int) -> None:
+    async def _rejoin_groups(self, client: Client, index: int) -> None:
         """Add this process's memberships on shard ``index`` again (Redis may have restarted)."""
+        await client.ping()  # the shard answers, even with no membership to restore
         for group, members in list(self._memberships.items()):
-            if consistent_hash(group, self.ring_size) != index or not members:
-                continue
-            key = group_key(self.prefix, group)
-            async with self._connect(index) as client:
-                await client.zadd(key, dict(members))
-                await client.expire(key, math.ceil(self.group_expiry))
+            if members and consistent_hash(group, self.ring_size) == index:
+                await self._add_members(client, group, dict(members))
 
     async def _housekeeping(self, owner: _Owner) -> None:
         period = max(1.0, min(30.0, self.expiry / 2))
