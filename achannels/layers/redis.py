@@ -394,15 +394,16 @@ class RedisChannelLayer(BaseChannelLayer):
             TypeError: an invalid channel name.
             ValueError: a process-local channel that this layer did not create.
         """
-        require_valid_channel_name(channel)
-        if "!" in channel and not non_local_name(channel).endswith(self.client_prefix + "!"):
-            raise ValueError(f"{channel!r} is not a channel of this layer (wrong client prefix)")
-        await checkpoint()
+        if channel not in self._inboxes:  # a buffered channel's name was checked already
+            require_valid_channel_name(channel)
+            if "!" in channel and not non_local_name(channel).endswith(self.client_prefix + "!"):
+                raise ValueError(f"{channel!r} is not a channel of this layer (wrong prefix)")
         while True:
             owner = self._owned_here()
             if owner is not None:
                 message = await self._receive_owned(owner, channel)
             else:
+                await checkpoint()
                 message = await self._receive_unowned(channel)
             if message is not None:
                 return message
@@ -553,6 +554,8 @@ class RedisChannelLayer(BaseChannelLayer):
             if key not in self._process_keys:
                 self._process_keys.add(key)
                 self._start_process_loops(owner, key)
+        if len(inbox.items) > inbox.woken:
+            await checkpoint()  # this call may not wait: check for cancellation before taking
         while (message := self._take(channel, inbox)) is None:
             inbox = self._inbox(channel)
             event = anyio.Event()

@@ -81,7 +81,7 @@ async def test_process_channel_names_follow_channels_redis(layer: RedisChannelLa
 
 async def test_receive_on_another_process_channel_is_refused(layer: RedisChannelLayer) -> None:
     other = RedisChannelLayer(hosts=[URL], prefix=layer.prefix)
-    with pytest.raises(ValueError, match="wrong client prefix"):
+    with pytest.raises(ValueError, match="wrong prefix"):
         await layer.receive(await other.new_channel())
 
 
