@@ -29,6 +29,7 @@ from achannels._asgi import Receive, Scope, Send
 from achannels.django import get_default_application
 from achannels.django.management.commands.runworker import run_until_signalled
 from achannels.layers import InMemoryChannelLayer
+from achannels.layers.redis import RedisChannelLayer
 from achannels.worker import Worker
 from examples.django_project.asgi import application
 from examples.django_project.chat.models import Message
@@ -87,6 +88,44 @@ def test_runworker_serves_its_channel_and_stops_on_a_signal(
     assert "Worker stopped" in output
     assert "KeyError: 'text'" in errors  # logged with its traceback; the worker went on
     assert stored_texts(room) == ["one", "two"]
+
+
+@pytest.mark.parametrize("backend", ["trio", "asyncio"])
+def test_runworker_fed_through_redis_from_another_process(
+    database: Database, backend: str, tmp_path: Path
+) -> None:
+    """A Channels project's channels_redis setting, unchanged: this process feeds the worker."""
+    room, prefix = f"redis-{secrets.token_hex(4)}", f"rw{secrets.token_hex(4)}"
+    layer = RedisChannelLayer(hosts=["redis://127.0.0.1:6379/5"], prefix=prefix)
+    env = {
+        **os.environ,
+        **database.environ(),
+        "DJANGO_SETTINGS_MODULE": "tests.django.redis_worker_settings",
+        "ACHANNELS_TEST_REDIS_PREFIX": prefix,
+        "PYTHONUNBUFFERED": "1",
+    }
+    argv = [sys.executable, str(MANAGE), "runworker", "archive", "--backend", backend]
+    stdout, stderr = tmp_path / "stdout", tmp_path / "stderr"
+    with stdout.open("wb") as out, stderr.open("wb") as err:
+        process = subprocess.Popen(argv, env=env, cwd=REPO, stdout=out, stderr=err)
+    try:
+        for text in ("one", "two"):
+            message = {"type": "archive.message", "room": room, "text": text}
+            anyio.run(layer.send, "archive", message, backend=backend)
+        deadline = time.monotonic() + WITHIN
+        while stored_texts(room) != ["one", "two"]:
+            assert process.poll() is None, f"the worker exited early:\n{stderr.read_text()}"
+            assert time.monotonic() < deadline, f"no rows in time:\n{stderr.read_text()}"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        status = process.wait(WITHIN)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(WITHIN)
+        anyio.run(layer.flush)
+    assert status == 0, stderr.read_text()
+    assert "Worker stopped" in stdout.read_text()
 
 
 def test_runworker_without_a_layer_is_a_command_error() -> None:
