@@ -7,6 +7,7 @@ Django imports this module only when ``"achannels"`` is installed as an app;
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.core import checks
 
 __all__ = ["AchannelsConfig"]
 
@@ -17,3 +18,11 @@ class AchannelsConfig(AppConfig):  # type: ignore[misc]  # Django has no type st
     name = "achannels"
     label = "achannels"
     verbose_name = "achannels"
+
+    def ready(self) -> None:
+        """Make Django's async paths work on trio; register the ``runserver`` check."""
+        from achannels.django._asgiref import install_trio_support
+        from achannels.django.apps import check_runserver
+
+        install_trio_support()
+        checks.register(check_runserver)

@@ -33,8 +33,19 @@ def close_old_connections() -> None:
 
 
 async def aclose_old_connections() -> None:
-    """Run :func:`close_old_connections` in a worker thread."""
-    await anyio.to_thread.run_sync(close_old_connections)
+    """Close stale connections of the thread that runs Django's async ORM.
+
+    As Channels' function: asgiref's thread-sensitive ``sync_to_async``, which
+    achannels routes to one dedicated thread under trio (see
+    ``achannels.django.install_trio_support``), so the connection that
+    ``aget``/``acreate`` use is the one recycled when broken or too old.
+    """
+    from asgiref.sync import sync_to_async
+
+    from achannels.django._asgiref import install_trio_support
+
+    install_trio_support()  # idempotent: a project may use neither app nor handler
+    await sync_to_async(close_old_connections, thread_sensitive=True)()
 
 
 @overload

@@ -34,6 +34,7 @@ from django.http import FileResponse
 from django.urls import set_script_prefix
 
 from achannels._asgi import Message, Receive, Scope, Send
+from achannels.django._asgiref import install_trio_support
 
 __all__ = ["DjangoHandler", "get_asgi_application"]
 
@@ -43,10 +44,13 @@ def get_asgi_application(*, limiter: CapacityLimiter | None = None) -> DjangoHan
 
     A drop-in for ``django.core.asgi.get_asgi_application``. ``limiter`` bounds how
     many requests run in worker threads at once (default: AnyIO's thread limiter).
+    Also makes Django's async paths (the async ORM, ``sync_to_async``,
+    ``Signal.asend``) work under trio: see :func:`install_trio_support`.
     """
     import django
 
     django.setup(set_prefix=False)
+    install_trio_support()
     return DjangoHandler(limiter=limiter)
 
 

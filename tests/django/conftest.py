@@ -38,6 +38,9 @@ from achannels.layers import InMemoryChannelLayer, channel_layers  # noqa: E402
 from tests.django.dbrouting import SelectedDatabase  # noqa: E402
 
 APP = "examples.django_project.asgi:application"
+# Before Django 6 a new test database is serialized unless told not to; Django 6 deprecates the
+# argument (and serializes nothing unless asked).
+_NO_SERIALIZE = {} if django.VERSION >= (6,) else {"serialize": False}
 _ALIASES = {"sqlite": "default", "postgres": "postgres"}
 
 
@@ -70,7 +73,7 @@ class TestDatabases:
                 _require_postgres(connections[alias].settings_dict)
             old_name = connections[alias].settings_dict["NAME"]
             name = connections[alias].creation.create_test_db(
-                verbosity=0, autoclobber=True, serialize=False
+                verbosity=0, autoclobber=True, **_NO_SERIALIZE
             )
             self._made[kind] = (Database(kind, alias, name), old_name)
         return self._made[kind][0]
@@ -79,9 +82,25 @@ class TestDatabases:
         """Destroy every test database made (closing this process's connections first)."""
         from django.db import connections
 
+        _close_thread_sensitive_connections()
         for database, old_name in self._made.values():
             connections[database.alias].creation.destroy_test_db(old_name, verbosity=0)
         self._made.clear()
+
+
+def _close_thread_sensitive_connections() -> None:
+    """Close the connections of the threads that run Django's async ORM.
+
+    asgiref (on asyncio) and achannels (on trio) run it on one thread that lives as
+    long as the process, and Django keeps a connection per thread: PostgreSQL cannot
+    drop a database while they are open.
+    """
+    import anyio
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    for backend in ("asyncio", "trio"):
+        anyio.run(sync_to_async(connections.close_all), backend=backend)
 
 
 def _require_postgres(settings_dict: dict[str, object]) -> None:
