@@ -46,6 +46,8 @@ class RuntimeStatistics:
         errors: consumer and worker exceptions logged (each consumer error closed its
             connection with 1011/500; a worker error only skipped that message).
         worker_messages: layer messages handled by ``@router.channel`` workers.
+        sends_after_close: WebSocket frames a consumer class sent after the server had
+            closed its socket for shutdown; dropped (the client can no longer get them).
     """
 
     connections_live: int
@@ -54,6 +56,7 @@ class RuntimeStatistics:
     tasks_started: int
     errors: int
     worker_messages: int
+    sends_after_close: int = 0
 
 
 class Connections:
@@ -66,6 +69,7 @@ class Connections:
         self.tasks_started = 0
         self.errors = 0
         self.worker_messages = 0
+        self.sends_after_close = 0
         self._idle: anyio.Event | None = None
 
     def statistics(self) -> RuntimeStatistics:
@@ -77,6 +81,7 @@ class Connections:
             tasks_started=self.tasks_started,
             errors=self.errors,
             worker_messages=self.worker_messages,
+            sends_after_close=self.sends_after_close,
         )
 
     def _add(self, connection: Connection) -> None:

@@ -65,6 +65,7 @@ class ConsumerConnection(Connection):
     _accepted = False
     _closed = False
     _started = False
+    _responded = False
     _disconnect_dispatched = False
     _dispatch: Dispatch
     _gate: DispatchGate
@@ -73,13 +74,34 @@ class ConsumerConnection(Connection):
     async def send(self, message: Message) -> None:
         """Pass ``message`` to the server, noting accept/close/response start."""
         kind = message["type"]
+        if self._closed and hasattr(self, "_shutdown_code") and kind.startswith("websocket."):
+            # The server closed the socket for shutdown: a layer event or a handler
+            # still running may send, but nobody can receive it any more.
+            if kind == "websocket.send":
+                self._connections.sends_after_close += 1
+                logger.debug("dropped a frame sent after the shutdown close of %r",
+                             self.scope.get("path"))  # fmt: skip
+            return
         if kind == "websocket.accept":
             self._accepted = True
         elif kind == "websocket.close" or kind == "websocket.http.response.start":
             self._closed = True
         elif kind == "http.response.start":
             self._started = True
+        elif kind == "http.response.body" and not message.get("more_body", False):
+            self._responded = True
         await self._send(message)
+
+    def may_skip(self, message: Message) -> bool:
+        """Whether a consumer with no handler for ``message`` may let it pass.
+
+        Only a disconnect that has nothing left to end may: one that follows a complete
+        HTTP response or a close (or denial) the consumer sent, which servers and the
+        communicators deliver, and the one the runtime synthesises at the end. A
+        consumer that handles only ``http.request`` then ends quietly instead of
+        failing, and one the client leaves mid-exchange still fails as in Channels.
+        """
+        return message["type"] in _DISCONNECTS and (self._responded or self._closed or self._ending)
 
     async def serve(
         self, dispatch: Dispatch, layer_receive: Callable[[], Awaitable[Message]] | None

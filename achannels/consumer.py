@@ -103,13 +103,23 @@ class AsyncConsumer:
     async def dispatch(self, message: Message) -> None:
         """Call the handler method for ``message``'s type.
 
+        A disconnect that follows the complete response (or the consumer's close)
+        needs no handler: without one, the consumer ends quietly.
+
         Raises:
             ValueError: the consumer has no handler for this type.
         """
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
+            if self._may_skip(message):
+                return
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
+
+    def _may_skip(self, message: Message) -> bool:
+        # A disconnect after the response (or close) was sent needs no handler.
+        connection = getattr(self, "_connection", None)
+        return connection is not None and connection.may_skip(message)
 
     async def send(self, message: Message) -> None:
         """Send an ASGI message to the client."""
@@ -164,6 +174,8 @@ class SyncConsumer(AsyncConsumer):
     def _dispatch_sync(self, message: Message) -> None:
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
+            if self._may_skip(message):
+                return
             raise ValueError(f"No handler for message type {message['type']}")
         handler(message)
 

@@ -25,15 +25,18 @@ Two ways to use a communicator:
        ...
        await comm.disconnect()
 
-   The first call enters the communicator's task group in the calling task, and the
-   call that ends the communicator exits it: ``disconnect()``, ``wait()``, ``stop()``,
-   a ``connect()`` that does not accept, ``get_response()`` and ``send_disconnect()``
-   (HTTP). There is no background task that outlives the test, so the rule is:
-   **finish with one of those calls, in the task that made the first call, and not
-   inside a narrower cancel scope** (``with anyio.fail_after(...)``) than the one the
-   first call was made in. On trio, breaking it raises "Nursery stack corrupted"
-   when the test ends; on asyncio it may leave the application running. When a test
-   may fail half-way, prefer the ``async with`` form: it always cleans up.
+   The application then runs in the :class:`CommunicatorHost` around the test: a task
+   group that outlives the calls, so they may end communicators in any order, from
+   other tasks, and inside any cancel scope or timeout (``anyio.move_on_after``,
+   ``asyncio.timeout``): cancelling a call cancels its wait (and the application,
+   when the call was to end it), never a scope the application runs in.
+   When the test function returns, every application still running is cancelled and
+   joined (a test need not disconnect), and an exception an application raised that
+   no call raised fails the test. achannels' pytest plugin opens the host around
+   every async test function, under AnyIO's plugin, pytest-asyncio and pytest-trio
+   alike; elsewhere (``manage.py test``, a script, an async fixture) open one with
+   ``async with open_communicator_host():``. Without a host, the first call raises
+   ``RuntimeError`` saying so.
 
 The application runs with :data:`achannels._asgi.raise_app_errors` set, so achannels
 consumers re-raise their exceptions to the communicator after closing the connection.
@@ -52,6 +55,7 @@ import typing as _typing
 
 from ._application import ApplicationCommunicator
 from ._http import HttpCommunicator
+from ._runner import CommunicatorHost, open_communicator_host
 from ._websocket import WebsocketCommunicator
 
 if _typing.TYPE_CHECKING:
@@ -60,8 +64,10 @@ if _typing.TYPE_CHECKING:
 __all__ = [
     "ApplicationCommunicator",
     "ChannelsLiveServerTestCase",
+    "CommunicatorHost",
     "HttpCommunicator",
     "WebsocketCommunicator",
+    "open_communicator_host",
 ]
 
 

@@ -1,6 +1,9 @@
-"""Run one ASGI application for a test, in a task group the test owns."""
+"""Run one ASGI application for a test, in a task group the test or its host owns."""
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Generator
+from typing import Any
 
 import anyio
 from anyio.lowlevel import checkpoint
@@ -10,6 +13,12 @@ from achannels._asgi import Message
 from ._runner import AppRunner
 
 __all__ = ["ApplicationCommunicator"]
+
+
+def unexpected_type(expected: str, message: Message) -> str:
+    """Say that ``message`` is not of the ``expected`` type, in Channels' words."""
+    return f"Expected type '{expected}', but was '{message.get('type')}'"
+
 
 # The public ``timeout=`` arguments (ASYNC109) are the Channels/asgiref API, kept for
 # compatibility; new tests may pass None and use anyio.fail_after instead.
@@ -26,9 +35,9 @@ class ApplicationCommunicator(AppRunner):
 
     Entering starts the application in a task group; leaving cancels the application if
     it is still running and waits for it, so nothing is left running. Without
-    ``async with`` (the Channels call style) the first call enters the task group in the
-    calling task and :meth:`wait` or :meth:`stop` exits it; see :mod:`achannels.testing`
-    for the rule this implies.
+    ``async with`` (the Channels call style) the first call starts the application in
+    the communicator host around the test (see :mod:`achannels.testing`), which cancels
+    and joins it when the test ends if :meth:`wait` or :meth:`stop` did not end it.
 
     The application runs with :data:`achannels._asgi.raise_app_errors` set, so a
     consumer's exception reaches the test. Once the application raised, every method
@@ -114,7 +123,7 @@ class ApplicationCommunicator(AppRunner):
     async def wait(self, timeout: float | None = 1) -> None:  # noqa: ASYNC109
         """Wait for the application to return, and end the communicator.
 
-        In call style this exits the task group (see :mod:`achannels.testing`).
+        If this call fails or is cancelled, the application is cancelled too.
 
         Raises:
             TimeoutError: the application did not return in time; it was cancelled.
@@ -129,17 +138,46 @@ class ApplicationCommunicator(AppRunner):
         finally:
             await self._finish()
 
-    async def stop(self, exceptions: bool = True) -> None:
-        """Cancel the application if it still runs, wait for it, end the communicator.
+    def stop(self, exceptions: bool = True) -> Awaitable[None]:
+        """Cancel the application if it still runs and end the communicator.
 
-        Unlike asgiref's, this is a coroutine: it waits until the application is gone.
+        Works both ways: called as asgiref's (``comm.stop()``), it cancels the
+        application and, if the application already raised, raises that; awaited
+        (``await comm.stop()``), it also waits until the application is gone, then
+        raises its exception.
 
         Args:
-            exceptions: raise the application's exception, if it raised one.
+            exceptions: raise the application's exception, if it raised one; if
+                false, the exception is dismissed (the test's end does not raise it).
         """
+        if not exceptions:
+            self._error_seen = True  # dismissed, also if it is raised while cancelled
+        if self._app_scope is not None and not self._done:
+            self._app_scope.cancel()
+        if self._done:
+            self._settle_error(raise_it=exceptions)
+        return _Stopping(self, exceptions)
+
+    async def _stop(self, exceptions: bool) -> None:
         try:
             await self._cancel_and_join()
-            if exceptions:
-                self._raise_error()
+            self._settle_error(raise_it=exceptions)
         finally:
             await self._finish()
+
+
+class _Stopping:
+    """What ``stop()`` returns: awaiting it joins the application.
+
+    Not a coroutine, so a ``stop()`` that is not awaited (asgiref's synchronous form)
+    leaves no "never awaited" warning.
+    """
+
+    __slots__ = ("_communicator", "_exceptions")
+
+    def __init__(self, communicator: ApplicationCommunicator, exceptions: bool) -> None:
+        self._communicator = communicator
+        self._exceptions = exceptions
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self._communicator._stop(self._exceptions).__await__()

@@ -10,7 +10,7 @@ import anyio
 
 from achannels._asgi import ASGIApp, Message, Scope
 
-from ._application import ApplicationCommunicator
+from ._application import ApplicationCommunicator, unexpected_type
 
 __all__ = ["HttpCommunicator"]
 
@@ -63,7 +63,8 @@ class HttpCommunicator(ApplicationCommunicator):
         headers: Iterable[tuple[bytes, bytes]] | None = None,
     ) -> None:
         if not isinstance(body, bytes):
-            raise TypeError(f"body must be bytes, not {type(body).__name__}")
+            # Channels asserts this; tests written for it expect AssertionError.
+            raise AssertionError(f"body must be bytes, not {type(body).__name__}")
         super().__init__(application, http_scope(method, path, headers))
         self.body = body
         self.sent_request = False
@@ -82,7 +83,8 @@ class HttpCommunicator(ApplicationCommunicator):
         Returns the same answer when called again.
 
         Raises:
-            AssertionError: the application sent something else first.
+            AssertionError: the application sent something else first
+                ("Expected type 'http.response.start', but was ...", as in Channels).
             TimeoutError: nothing arrived in time.
             Exception: the application's exception, if it raised one.
         """
@@ -90,7 +92,7 @@ class HttpCommunicator(ApplicationCommunicator):
             await self._send_request()
             message = await self.receive_output(timeout)
             if message["type"] != "http.response.start":
-                raise AssertionError(f"expected http.response.start, got {message['type']!r}")
+                raise AssertionError(unexpected_type("http.response.start", message))
             self._start_message = message
         return {
             "status": self._start_message["status"],
@@ -115,10 +117,10 @@ class HttpCommunicator(ApplicationCommunicator):
             raise anyio.EndOfStream
         message = await self.receive_output(timeout)
         if message["type"] != "http.response.body":
-            raise AssertionError(f"expected http.response.body, got {message['type']!r}")
+            raise AssertionError(unexpected_type("http.response.body", message))
         chunk = message.get("body", b"")
         if not isinstance(chunk, bytes):
-            raise AssertionError(f"response body must be bytes, not {type(chunk).__name__}")
+            raise AssertionError(f"Response body is not bytes, it is {type(chunk)}")
         self._chunks.append(chunk)
         self._complete = not message.get("more_body", False)
         return chunk
@@ -126,9 +128,9 @@ class HttpCommunicator(ApplicationCommunicator):
     async def get_response(self, timeout: float | None = 1) -> dict[str, Any]:  # noqa: ASYNC109
         """Send the request if needed, read the whole response and end the exchange.
 
-        After the last body chunk the application gets an ``http.disconnect`` and
-        ``timeout`` seconds to return before it is cancelled; in call style this then
-        exits the task group (also when this call fails).
+        After the last body chunk the application gets an ``http.disconnect`` (a
+        consumer without a handler for it ends quietly, as under a server) and
+        ``timeout`` seconds to return before it is cancelled, also when this call fails.
 
         Returns:
             ``{"status": int, "headers": list, "body": bytes}`` (plus any other key
@@ -155,7 +157,7 @@ class HttpCommunicator(ApplicationCommunicator):
     async def send_disconnect(self, timeout: float | None = 1) -> None:  # noqa: ASYNC109
         """Tell the application the client went away, and wait for it to return.
 
-        Ends the communicator (in call style, exits the task group).
+        Ends the communicator.
 
         Raises:
             TimeoutError: the application did not return in time; it was cancelled.

@@ -9,7 +9,7 @@ from urllib.parse import unquote, urlparse
 
 from achannels._asgi import ASGIApp, Message, Scope
 
-from ._application import ApplicationCommunicator
+from ._application import ApplicationCommunicator, unexpected_type
 
 __all__ = ["WebsocketCommunicator"]
 
@@ -27,7 +27,7 @@ def websocket_scope(
 ) -> Scope:
     """Build the scope a server would pass for a WebSocket handshake to ``path``."""
     if not isinstance(path, str):
-        raise TypeError(f"path must be a str, not {type(path).__name__}")
+        raise TypeError(f"Expected str, got {type(path)}")
     parsed = urlparse(path)
     asgi: dict[str, str] = {"version": "3.0"}
     scope: Scope = {
@@ -103,8 +103,8 @@ class WebsocketCommunicator(ApplicationCommunicator):
     async def connect(self, timeout: float | None = 1) -> tuple[bool, Any]:  # noqa: ASYNC109
         """Perform the handshake.
 
-        In call style, a ``connect`` that does not accept (refused, denied, failed or
-        timed out) ends the communicator: it exits the task group.
+        A ``connect`` that does not accept (refused, denied, failed, timed out or
+        cancelled) ends the communicator.
 
         Returns:
             ``(True, subprotocol)`` when accepted (``subprotocol`` may be ``None``);
@@ -131,7 +131,7 @@ class WebsocketCommunicator(ApplicationCommunicator):
             elif kind == "websocket.http.response.start":
                 result = await self._read_denial(message, timeout)
             else:
-                raise AssertionError(f"expected websocket.accept or websocket.close, got {kind!r}")
+                raise AssertionError(unexpected_type("websocket.accept", message))
             await self._end({"type": "websocket.disconnect", "code": _NO_SOCKET_CODE}, timeout)
             return False, result
         finally:
@@ -144,9 +144,7 @@ class WebsocketCommunicator(ApplicationCommunicator):
         while True:
             message = await self.receive_output(seconds)
             if message["type"] != "websocket.http.response.body":
-                raise AssertionError(
-                    f"expected websocket.http.response.body, got {message['type']!r}"
-                )
+                raise AssertionError(unexpected_type("websocket.http.response.body", message))
             body += message.get("body", b"")
             if not message.get("more_body", False):
                 break
@@ -160,19 +158,21 @@ class WebsocketCommunicator(ApplicationCommunicator):
     async def send_to(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Send one frame, text or binary, to the application.
 
+        An empty payload (``""``, ``b""``) is a frame too (Channels refuses it).
+
         Raises:
-            TypeError: not exactly one of ``text_data`` and ``bytes_data`` was given,
-                or it has the wrong type.
+            AssertionError: not exactly one of ``text_data`` and ``bytes_data`` was
+                given, or it has the wrong type (Channels' messages).
         """
         if (text_data is None) == (bytes_data is None):
-            raise TypeError("give exactly one of text_data and bytes_data")
+            raise AssertionError("You must supply exactly one of text_data or bytes_data")
         if text_data is not None:
             if not isinstance(text_data, str):
-                raise TypeError("text_data must be a str")
+                raise AssertionError("The text_data argument must be a str")
             await self.send_input({"type": "websocket.receive", "text": text_data})
         else:
             if not isinstance(bytes_data, bytes):
-                raise TypeError("bytes_data must be bytes")
+                raise AssertionError("The bytes_data argument must be bytes")
             await self.send_input({"type": "websocket.receive", "bytes": bytes_data})
 
     async def send_json_to(self, data: Any) -> None:
@@ -183,8 +183,9 @@ class WebsocketCommunicator(ApplicationCommunicator):
         """Return the payload of the next frame the application sent.
 
         Raises:
-            AssertionError: the application closed the connection instead (the message
-                names the code and reason, also kept in :attr:`close_code` and
+            AssertionError: the application closed the connection instead ("Expected
+                type 'websocket.send', but was 'websocket.close'", as in Channels,
+                followed by the code and reason, also kept in :attr:`close_code` and
                 :attr:`close_reason`), or sent something other than a frame.
             TimeoutError: nothing arrived in time.
             Exception: the application's exception, if it raised one (also when it
@@ -196,18 +197,22 @@ class WebsocketCommunicator(ApplicationCommunicator):
             code = self.close_code
             await self._end({"type": "websocket.disconnect", "code": code}, timeout)
             raise AssertionError(
-                f"expected a frame, but the application closed the connection "
-                f"with code {code} (reason {self.close_reason!r})"
+                f"{unexpected_type('websocket.send', message)} "
+                f"(code {code}, reason {self.close_reason!r})"
             )
         if kind != "websocket.send":
-            raise AssertionError(f"expected websocket.send, got {kind!r}")
-        text: str | None = message.get("text")
-        data: bytes | None = message.get("bytes")
-        if text is not None and data is None:
+            raise AssertionError(unexpected_type("websocket.send", message))
+        text: object = message.get("text")
+        data: object = message.get("bytes")
+        if (text is None) == (data is None):
+            raise AssertionError("The response needs exactly one of 'text' or 'bytes'")
+        if text is not None:
+            if not isinstance(text, str):
+                raise AssertionError(f"Text frame payload is not str, it is {type(text)}")
             return text
-        if data is not None and text is None:
-            return data
-        raise AssertionError("a websocket.send needs exactly one of 'text' and 'bytes'")
+        if not isinstance(data, bytes):
+            raise AssertionError(f"Binary frame payload is not bytes, it is {type(data)}")
+        return data
 
     async def receive_json_from(self, timeout: float | None = 1) -> Any:  # noqa: ASYNC109
         """Return the next frame decoded from JSON; it must be a text frame.
@@ -217,13 +222,13 @@ class WebsocketCommunicator(ApplicationCommunicator):
         """
         payload = await self.receive_from(timeout)
         if not isinstance(payload, str):
-            raise AssertionError("expected a JSON text frame, got a binary frame")
+            raise AssertionError(f"JSON data is not a text frame, it is {type(payload)}")
         return json.loads(payload)
 
     async def disconnect(self, code: int = 1000, timeout: float | None = 1) -> None:  # noqa: ASYNC109
         """Close the connection from the client side and wait for the application.
 
-        Ends the communicator (in call style, exits the task group).
+        Ends the communicator.
 
         Raises:
             TimeoutError: the application did not return in time; it was cancelled.

@@ -189,3 +189,26 @@ async def test_server_shutdown_closes_with_its_code_and_runs_disconnect() -> Non
             await comm.disconnect(code=1012)
     assert log == [("disconnect", 1012)]
     assert layer.statistics().group_members == 0
+
+
+async def test_a_send_after_the_shutdown_close_is_dropped_and_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A layer event or a disconnect handler that sends after the close raises nothing."""
+
+    class Farewell(AsyncWebsocketConsumer):
+        async def disconnect(self, code: int) -> None:
+            await self.send(text_data="goodbye")  # the socket is already closed
+
+    app: Any = Farewell.as_asgi()
+    with caplog.at_level(logging.ERROR, logger="achannels"):
+        async with WebsocketCommunicator(app, "/") as comm:
+            await comm.connect()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(lambda: app.aclose_connections(code=1001, grace=5.0))
+                close = await comm.receive_output()
+                await comm.disconnect(code=1001)
+    assert close == {"type": "websocket.close", "code": 1001, "reason": ""}
+    stats = app.statistics()
+    assert (stats.sends_after_close, stats.errors) == (1, 0)
+    assert not caplog.records

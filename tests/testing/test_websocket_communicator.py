@@ -95,7 +95,7 @@ def test_spec_version_and_path_type() -> None:
     comm = WebsocketCommunicator(Echo(), "/", spec_version="2.3")
     assert comm.scope["spec_version"] == "2.3"
     assert comm.scope["asgi"] == {"version": "3.0", "spec_version": "2.3"}
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=r"^Expected str, got <class 'bytes'>$"):
         WebsocketCommunicator(Echo(), b"/")  # type: ignore[arg-type]
 
 
@@ -192,21 +192,24 @@ async def test_json_round_trip() -> None:
         await comm.send_json_to({"message": ["hi", 1, None]})
         assert await comm.receive_json_from() == {"message": ["hi", 1, None]}
         await comm.send_to(bytes_data=b"{}")
-        with pytest.raises(AssertionError, match="binary"):
+        with pytest.raises(AssertionError) as info:
             await comm.receive_json_from()
+    assert str(info.value) == "JSON data is not a text frame, it is <class 'bytes'>"
 
 
 @pytest.mark.anyio
 async def test_send_to_checks_its_arguments() -> None:
     async with WebsocketCommunicator(Echo(), "/") as comm:
         await comm.connect()
-        with pytest.raises(TypeError):
+        # Channels' exception type and messages.
+        exactly_one = r"^You must supply exactly one of text_data or bytes_data$"
+        with pytest.raises(AssertionError, match=exactly_one):
             await comm.send_to()
-        with pytest.raises(TypeError):
+        with pytest.raises(AssertionError, match=exactly_one):
             await comm.send_to(text_data="a", bytes_data=b"a")
-        with pytest.raises(TypeError):
+        with pytest.raises(AssertionError, match=r"^The text_data argument must be a str$"):
             await comm.send_to(text_data=b"a")  # type: ignore[arg-type]
-        with pytest.raises(TypeError):
+        with pytest.raises(AssertionError, match=r"^The bytes_data argument must be bytes$"):
             await comm.send_to(bytes_data="a")  # type: ignore[arg-type]
 
 
@@ -234,8 +237,13 @@ async def test_receive_from_a_close_names_the_code() -> None:
     async with WebsocketCommunicator(app, "/") as comm:
         await comm.connect()
         await comm.send_to(text_data="close")
-        with pytest.raises(AssertionError, match=r"code 4000 \(reason 'asked to'\)"):
+        with pytest.raises(AssertionError) as info:
             await comm.receive_from()
+        # Channels' message, then the code and reason.
+        assert str(info.value) == (
+            "Expected type 'websocket.send', but was 'websocket.close' "
+            "(code 4000, reason 'asked to')"
+        )
         assert (comm.close_code, comm.close_reason) == (4000, "asked to")
     assert app.disconnect_code == 4000
 

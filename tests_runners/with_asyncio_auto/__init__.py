@@ -1,0 +1,1 @@
+"""The communicators under pytest-asyncio's auto mode (no marks)."""

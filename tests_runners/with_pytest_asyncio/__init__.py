@@ -1,0 +1,1 @@
+"""The communicators under pytest-asyncio's strict mode (``@pytest.mark.asyncio``)."""

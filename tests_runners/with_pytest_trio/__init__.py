@@ -1,0 +1,1 @@
+"""The communicators under pytest-trio, with ``@pytest.mark.trio``."""

@@ -1,0 +1,1 @@
+"""The communicators under pytest-trio's ``trio_mode = true`` (no marks)."""
