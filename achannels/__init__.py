@@ -21,6 +21,9 @@ Channel layers live in ``layers/``: ``_base`` (the contract), ``_names`` (name r
 that imports coredis) and ``_redis_pubsub`` (``RedisPubSubChannelLayer``); ``_open``
 (creating and owning layers) and ``_manager`` (Django's ``CHANNEL_LAYERS``).
 
+``DEFAULT_CHANNEL_LAYER`` (from ``layers``) is exported here too, as Channels
+exports it from its package.
+
 Channels-compatible faces, thin over the core: ``routing``, ``consumer``,
 ``generic/``, ``exceptions``, ``db``, ``sync``, ``auth``, ``sessions``,
 ``middleware``, ``security/``, ``worker``, ``testing/``, ``management/``. Only
@@ -31,7 +34,9 @@ Imports go one way: sans-IO modules import nothing else of ours; ``layers`` impo
 only sans-IO modules and ``exceptions``; the runtime (``_connection`` and up) may
 import ``layers``; the Channels faces import the runtime; nothing imports ``django/``
 except Django itself (apps, management commands). Only ``anyio`` is imported for
-concurrency, never ``asyncio`` or ``trio``.
+concurrency, never ``asyncio`` or ``trio``; the one exception is marked
+backend-specific: ``django/_asgiref`` (Django's async ORM under trio) wakes trio from
+its thread.
 """
 
 from __future__ import annotations
@@ -57,8 +62,10 @@ from .exceptions import (
     WebSocketDisconnect,
     WebSocketStateError,
 )
+from .layers import DEFAULT_CHANNEL_LAYER
 
 __all__ = [
+    "DEFAULT_CHANNEL_LAYER",
     "EventSourceResponse",
     "HTMLResponse",
     "HTTPException",

@@ -16,7 +16,8 @@ project migrates by changing the import. :class:`ProtocolTypeRouter` and
 ``path()``/``re_path()`` objects and imports Django only when it is constructed.
 
 None of the routers adds a checkpoint of its own: a call runs straight into the
-chosen application, and cancellation reaches that application unchanged.
+chosen application, and cancellation reaches that application unchanged. A router
+returns what the chosen application returns, as Channels' routers do.
 """
 
 from __future__ import annotations
@@ -43,11 +44,12 @@ class ProtocolTypeRouter:
     def __init__(self, application_mapping: Mapping[str, ASGIApp]) -> None:
         self.application_mapping = application_mapping
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run the application registered for the scope type.
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
+        """Run the application registered for the scope type; return what it returns.
 
         A ``"lifespan"`` scope with no application registered for it is answered
-        here: the ``CHANNEL_LAYERS`` layers are owned from startup to shutdown.
+        here (returning ``None``): the ``CHANNEL_LAYERS`` layers are owned from
+        startup to shutdown.
 
         Raises:
             ValueError: No application is registered for ``scope["type"]``.
@@ -58,9 +60,9 @@ class ProtocolTypeRouter:
         except KeyError:
             if scope_type == "lifespan":
                 await _own_layers_for_lifespan(receive, send)
-                return
+                return None
             raise ValueError(f"No application configured for scope type {scope_type!r}") from None
-        await application(scope, receive, send)
+        return await application(scope, receive, send)
 
 
 async def _own_layers_for_lifespan(receive: Receive, send: Send) -> None:
@@ -134,8 +136,8 @@ class URLRouter:
                     "Use nested URLRouter instances instead."
                 )
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run the application of the first route that matches the path.
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
+        """Run the application of the first route that matches the path; return its result.
 
         Raises:
             ValueError: The scope has no path, or no route matches (outermost router).
@@ -168,11 +170,10 @@ class URLRouter:
                 },
             }
             try:
-                await route.callback(inner_scope, receive, send)
+                return await route.callback(inner_scope, receive, send)
             except self._resolver404:
                 # A nested router found nothing under this prefix: try the next route.
                 continue
-            return
         if nested:
             raise self._resolver404(f"No route found for path {path!r}.")
         raise ValueError(f"No route found for path {path!r}.")
@@ -204,8 +205,8 @@ class ChannelNameRouter:
     def __init__(self, application_mapping: Mapping[str, ASGIApp]) -> None:
         self.application_mapping = application_mapping
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run the application registered for the scope's channel name.
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
+        """Run the application registered for the scope's channel name; return its result.
 
         Raises:
             ValueError: The scope has no ``channel`` key, or no application is
@@ -221,4 +222,4 @@ class ChannelNameRouter:
             application = self.application_mapping[channel]
         except KeyError:
             raise ValueError(f"No application configured for channel name {channel!r}") from None
-        await application(scope, receive, send)
+        return await application(scope, receive, send)

@@ -24,8 +24,12 @@ Differences from Channels, on purpose: every ``Cookie`` header counts (HTTP/2 ma
 split cookies over several; Channels reads the first only), and header names are
 matched in any case; a session that is empty when the response starts is not saved
 (as Django's ``SessionMiddleware``; Channels writes an empty session row), its cookie
-is deleted if the client sent one; an invalid ``samesite`` raises ``ValueError``
-(Channels fails an ``assert``). Only HTTP connections get the wrapped ``send``.
+is deleted if the client sent one. Only HTTP connections get the wrapped ``send``.
+
+An invalid ``samesite`` (or ``SESSION_COOKIE_SAMESITE``) raises Channels' error and
+message, ``AssertionError("samesite must be either 'strict', 'lax' or 'none'")``,
+raised explicitly so that it holds under ``python -O``; the error is a ``ValueError``
+too, as bad arguments are elsewhere in achannels.
 """
 
 from __future__ import annotations
@@ -51,6 +55,10 @@ from .middleware import BaseMiddleware
 __all__ = ["CookieMiddleware", "SessionMiddleware", "SessionMiddlewareStack"]
 
 _SAMESITE = ("strict", "lax", "none")
+
+
+class _SameSiteError(ValueError, AssertionError):
+    """An invalid ``samesite``: Channels' ``AssertionError``, and a ``ValueError``."""
 
 
 def _cookie_header(scope: Scope) -> str:
@@ -109,10 +117,11 @@ class CookieMiddleware(BaseMiddleware):
         ``expires``, ``expires`` is computed from it.
 
         Raises:
-            ValueError: ``samesite`` is not ``"strict"``, ``"lax"``, ``"none"`` or None.
+            AssertionError: ``samesite`` is not ``"strict"``, ``"lax"``, ``"none"`` or
+                None, as in Channels (the error is also a ``ValueError``).
         """
         if samesite is not None and samesite.lower() not in _SAMESITE:
-            raise ValueError("samesite must be either 'strict', 'lax' or 'none'")
+            raise _SameSiteError("samesite must be either 'strict', 'lax' or 'none'")
         cookies = SimpleCookie()
         cookies[key] = str(value)
         morsel = cookies[key]

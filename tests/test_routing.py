@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import pytest
 from django.conf import settings  # type: ignore[import-untyped,unused-ignore]
 from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-untyped,unused-ignore]
+from django.test.utils import override_settings  # type: ignore[import-untyped,unused-ignore]
 from django.urls import include, path, re_path  # type: ignore[import-untyped,unused-ignore]
 
 from achannels._asgi import Message, Receive, Scope, Send
@@ -38,6 +39,16 @@ class Recorder:
     def scope(self) -> Scope:
         assert len(self.scopes) == 1
         return self.scopes[0]
+
+
+class Returns:
+    """An ASGI app that returns a value, which Channels' routers pass back to their caller."""
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
+        return self.value
 
 
 class PathRoutingRecorder(Recorder):
@@ -72,6 +83,31 @@ async def test_protocol_type_router_unknown_type() -> None:
     router = ProtocolTypeRouter({"http": Recorder()})
     with pytest.raises(ValueError, match="No application configured for scope type 'websocket'"):
         await call(router, {"type": "websocket", "path": "/"})
+
+
+@pytest.mark.anyio
+async def test_protocol_type_router_returns_what_the_application_returns() -> None:
+    router = ProtocolTypeRouter({"websocket": Returns("from the consumer")})
+    assert await router({"type": "websocket", "path": "/"}, _receive, _send) == "from the consumer"
+
+
+@pytest.mark.anyio
+async def test_protocol_type_router_still_answers_lifespan_itself() -> None:
+    """With no "lifespan" application, the router owns the configured layers and returns None."""
+    incoming = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+    sent: list[str] = []
+
+    async def receive() -> Message:
+        return next(incoming)
+
+    async def send(message: Message) -> None:
+        sent.append(message["type"])
+
+    router = ProtocolTypeRouter({"websocket": Returns("unused")})
+    memory = {"default": {"BACKEND": "achannels.layers.InMemoryChannelLayer"}}
+    with override_settings(CHANNEL_LAYERS=memory):
+        assert await router({"type": "lifespan"}, receive, send) is None
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
 
 
 # URLRouter
@@ -294,6 +330,20 @@ async def test_router_does_not_mutate_callers_scope() -> None:
     assert scope == {"type": "websocket", "path": "/ws/"}
 
 
+@pytest.mark.anyio
+async def test_url_router_returns_what_the_application_returns() -> None:
+    router = URLRouter([path("ws/<str:room>/", Returns(42))])
+    assert await router(ws("/ws/lobby/"), _receive, _send) == 42
+
+
+@pytest.mark.anyio
+async def test_nested_url_routers_return_what_the_inner_application_returns() -> None:
+    inner = URLRouter([path("b/", Returns("inner"))])
+    router = URLRouter([path("a/", URLRouter([path("x/", Recorder())])), path("a/", inner)])
+    outer = ProtocolTypeRouter({"websocket": router})
+    assert await outer(ws("/a/b/"), _receive, _send) == "inner"
+
+
 # ChannelNameRouter
 
 
@@ -304,6 +354,12 @@ async def test_channel_name_router_dispatches() -> None:
     await call(router, {"type": "channel", "channel": "mail"})
     assert mail.scope["channel"] == "mail"
     assert thumbs.scopes == []
+
+
+@pytest.mark.anyio
+async def test_channel_name_router_returns_what_the_application_returns() -> None:
+    router = ChannelNameRouter({"thumbnails": Returns(["done"])})
+    assert await router({"type": "channel", "channel": "thumbnails"}, _receive, _send) == ["done"]
 
 
 @pytest.mark.anyio

@@ -157,6 +157,8 @@ class BaseChannelLayer:
     MAX_NAME_LENGTH: ClassVar[int] = _names.MAX_NAME_LENGTH
     channel_name_regex: ClassVar[re.Pattern[str]] = _names.CHANNEL_NAME_REGEX
     group_name_regex: ClassVar[re.Pattern[str]] = _names.GROUP_NAME_REGEX
+    #: Channels' message for a bad name: ``invalid_name_error.format("Group")``.
+    invalid_name_error: ClassVar[str] = _names.INVALID_NAME_ERROR
     extensions: Sequence[str] = ()
 
     def __init__(

@@ -2,6 +2,11 @@
 
 This is the one place where a layer is looked up by alias from settings; the
 native core never reads it (a ``Router`` gets its layer passed in).
+
+As Channels' manager, it forgets the layers it made whenever Django's
+``setting_changed`` signal reports a new ``CHANNEL_LAYERS`` (``override_settings``
+in tests). It connects to the signal the first time it reads the setting or a layer
+is installed, so that importing achannels never imports Django.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ class ChannelLayerManager:
 
     def __init__(self) -> None:
         self.backends: dict[str, ChannelLayer] = {}
+        self._watching = False
 
     @property
     def configs(self) -> Mapping[str, Any]:
@@ -32,6 +38,7 @@ class ChannelLayerManager:
             from django.conf import settings
         except ImportError:
             return {}
+        self._watch_settings()
         if not settings.configured:
             return {}
         configs: Mapping[str, Any] = getattr(settings, "CHANNEL_LAYERS", None) or {}
@@ -42,7 +49,11 @@ class ChannelLayerManager:
         return self._make(name, test=False)
 
     def make_test_backend(self, name: str) -> ChannelLayer:
-        """Create the layer configured as ``name`` with its ``TEST_CONFIG``."""
+        """Create the layer configured as ``name`` with its ``TEST_CONFIG``.
+
+        Raises:
+            InvalidChannelLayerError: ``name`` has no ``TEST_CONFIG``, as in Channels.
+        """
         return self._make(name, test=True)
 
     def _make(self, name: str, *, test: bool) -> ChannelLayer:
@@ -50,7 +61,29 @@ class ChannelLayerManager:
             config = self.configs[name]
         except KeyError:
             raise InvalidChannelLayerError(f"no channel layer {name!r} in CHANNEL_LAYERS") from None
+        if test and "TEST_CONFIG" not in config:
+            raise InvalidChannelLayerError(f"No TEST_CONFIG specified for {name}")
         return layer_from_config(config, test=test)
+
+    def _watch_settings(self) -> None:
+        """Connect to Django's ``setting_changed`` once, if Django is installed."""
+        if self._watching:
+            return
+        try:
+            from django.core.signals import setting_changed
+        except ImportError:
+            return
+        setting_changed.connect(self._reset_backends)  # weakly: a manager may be dropped
+        self._watching = True
+
+    def _reset_backends(self, setting: str, **kwargs: Any) -> None:
+        """Forget the layers made so far when ``CHANNEL_LAYERS`` changes, as Channels does.
+
+        Only the references go: a layer that is owned (a Redis layer inside
+        :meth:`owned` or ``async with``) is still closed by its owner.
+        """
+        if setting == "CHANNEL_LAYERS":
+            self.backends.clear()
 
     def __getitem__(self, name: str) -> ChannelLayer:
         if name not in self.backends:
@@ -74,7 +107,11 @@ class ChannelLayerManager:
             yield
 
     def set(self, name: str, layer: ChannelLayer) -> ChannelLayer | None:
-        """Install ``layer`` as ``name`` (for tests); return the one it replaces."""
+        """Install ``layer`` as ``name`` (for tests); return the one it replaces.
+
+        As in Channels, a later change of ``CHANNEL_LAYERS`` forgets it too.
+        """
+        self._watch_settings()
         old = self.backends.get(name)
         self.backends[name] = layer
         return old

@@ -10,9 +10,12 @@ The rules are the ones Channels 4.3 applies, so a name valid there is valid here
   one shared channel (Redis) must end at the ``!``; layers that receive on full
   process-local names (the memory layer) validate with ``receive=False``.
 
-A bad name raises :class:`TypeError`, exactly as in Channels, so ``except TypeError``
-written for Channels keeps working. One deliberate difference: the whole name must
-match, so a trailing newline (which Channels' ``$`` lets through) is rejected.
+A bad name raises :class:`TypeError` with Channels' message
+(:data:`INVALID_NAME_ERROR`, which is ``BaseChannelLayer.invalid_name_error``), so
+``except TypeError`` and tests that match Channels' message keep working; the
+offending name is attached as a note (shown in tracebacks). One deliberate
+difference: the whole name must match, so a trailing newline (which Channels' ``$``
+lets through) is rejected.
 
 Messages must be ``dict`` instances with a ``str`` ``"type"``; anything else raises
 :class:`TypeError`. The key ``"__asgi_channel__"`` is reserved (:class:`ValueError`).
@@ -26,6 +29,7 @@ from typing import Any, Final, TypeGuard
 __all__ = [
     "CHANNEL_NAME_REGEX",
     "GROUP_NAME_REGEX",
+    "INVALID_NAME_ERROR",
     "MAX_NAME_LENGTH",
     "is_valid_channel_name",
     "is_valid_group_name",
@@ -44,9 +48,10 @@ CHANNEL_NAME_REGEX: Final = re.compile(r"^[a-zA-Z\d\-_.]+(\![\d\w\-_.]*)?$")
 #: The same pattern Channels uses for group names.
 GROUP_NAME_REGEX: Final = re.compile(r"^[a-zA-Z\d\-_.]+$")
 
-_INVALID_NAME: Final = (
-    "{kind} name must be a valid unicode string with length < {limit} containing only "
-    "ASCII alphanumerics, hyphens, underscores, or periods, not {name!r}."
+#: Channels' message for a bad name; ``{}`` is ``"Channel"`` or ``"Group"``.
+INVALID_NAME_ERROR: Final = (
+    f"{{}} name must be a valid unicode string with length < {MAX_NAME_LENGTH} "
+    "containing only ASCII alphanumerics, hyphens, underscores, or periods."
 )
 _RESERVED_KEY: Final = "__asgi_channel__"
 
@@ -84,7 +89,7 @@ def require_valid_channel_name(name: object, *, receive: bool = False) -> str:
             character outside the allowed set, or breaks the ``receive`` rule.
     """
     if not match_type_and_length(name) or CHANNEL_NAME_REGEX.fullmatch(name) is None:
-        raise TypeError(_INVALID_NAME.format(kind="Channel", limit=MAX_NAME_LENGTH, name=name))
+        raise _invalid_name("Channel", name)
     if receive and "!" in name and not name.endswith("!"):
         raise TypeError("Specific channel names in receive() must end at the !")
     return name
@@ -98,8 +103,15 @@ def require_valid_group_name(name: object) -> str:
             character outside the allowed set (``!`` is not allowed in group names).
     """
     if not is_valid_group_name(name):
-        raise TypeError(_INVALID_NAME.format(kind="Group", limit=MAX_NAME_LENGTH, name=name))
+        raise _invalid_name("Group", name)
     return name
+
+
+def _invalid_name(kind: str, name: object) -> TypeError:
+    """Channels' error for a bad ``kind`` name, with the name in a note."""
+    error = TypeError(INVALID_NAME_ERROR.format(kind))
+    error.add_note(f"{kind.lower()} name: {name!r}")
+    return error
 
 
 def require_valid_message(message: object) -> dict[str, Any]:

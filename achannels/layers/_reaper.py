@@ -1,20 +1,28 @@
 """Lazy expiry for the memory layer: no background task, bounded and amortised work.
 
-Two queues hold what may come due:
+Three queues hold what may come due, each in the order it comes due:
 
 * ``due_channels``: one ``(expires_at, name)`` entry per channel name that had a
-  message queued since its entry was last processed. With one ``expiry`` for every
-  message and a monotonic clock the queue is nearly sorted; an entry re-queued with a
-  later message's expiry may be processed up to ``expiry`` late, which only delays
-  reclaiming memory (receiving checks expiry itself).
+  message queued since its entry was last processed, appended when the message is
+  queued. With one ``expiry`` for every message and a monotonic clock, appending
+  keeps it sorted.
+* ``late_channels``: a heap of the same entries for channels that still held
+  unexpired messages when their entry was processed, due when the oldest of those
+  expires. Only channels with a backlog at that moment get here, once per ``expiry``
+  at most.
 * ``due_groups``: a heap of ``(due, seq, group)``, one entry per group, due when its
   oldest membership lapses. Members are kept in join order, so lapsed ones are a
   prefix of the group's ``dict``.
 
-:meth:`Reaper.tick` runs :meth:`Reaper.sweep` every ``SWEEP_EVERY`` operations with a
-budget of ``SWEEP_RATIO`` entries per operation since the last sweep, so reclaiming
-keeps pace with whatever creates work and each pause is proportional to the call that
-triggers it.
+Each entry is processed once, so reclaiming costs amortised O(1) per operation that
+made the entry. Two things process them:
+
+* :meth:`Reaper.sweep_due`, which the layer's ``receive()`` and ``group_send()`` run
+  first, as Channels' do: everything due, up to ``DUE_BUDGET`` entries of each kind
+  (the rest goes on the next calls), so one call never pauses for long;
+* :meth:`Reaper.tick`, which runs :meth:`Reaper.sweep` every ``SWEEP_EVERY``
+  operations with a budget of ``SWEEP_RATIO`` entries per operation since the last
+  sweep, so reclaiming keeps pace with traffic that never receives.
 """
 
 from __future__ import annotations
@@ -30,10 +38,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("achannels.layers")
 
-__all__ = ["SWEEP_EVERY", "SWEEP_RATIO", "Reaper"]
+__all__ = ["DUE_BUDGET", "SWEEP_EVERY", "SWEEP_RATIO", "Reaper"]
 
 SWEEP_EVERY: Final = 128  # operations between two sweeps
 SWEEP_RATIO: Final = 8  # due entries a sweep may process per operation since the last
+DUE_BUDGET: Final = SWEEP_EVERY * SWEEP_RATIO  # due entries of each kind per sweep_due()
 
 
 class Reaper:
@@ -42,7 +51,8 @@ class Reaper:
     def __init__(self, reg: Registry) -> None:
         self.reg = reg
         self.due_channels: deque[tuple[float, str]] = deque()
-        self.armed: set[str] = set()  # channel names with an entry in due_channels
+        self.late_channels: list[tuple[float, str]] = []
+        self.armed: set[str] = set()  # channel names with an entry in either of those
         self.due_groups: list[tuple[float, int, Group]] = []
         self._seq = itertools.count()
         self._ops = 0
@@ -60,6 +70,7 @@ class Reaper:
     def clear(self) -> None:
         """Forget every entry (the registry was cleared)."""
         self.due_channels.clear()
+        self.late_channels.clear()
         self.armed.clear()
         self.due_groups.clear()
 
@@ -76,13 +87,34 @@ class Reaper:
         budget = self._expire_channels(now, budget)
         self.expire_groups(now, budget)
 
+    def sweep_due(self, now: float) -> None:
+        """Reclaim what is due at ``now``: up to ``DUE_BUDGET`` entries of each kind.
+
+        Channels' layer cleans up this way at the start of ``receive()`` and
+        ``group_send()``; when nothing is due, this is a few comparisons.
+        """
+        due, late = self.due_channels, self.late_channels
+        if (due and due[0][0] < now) or (late and late[0][0] < now):
+            self._expire_channels(now, DUE_BUDGET)
+        if self.due_groups and self.due_groups[0][0] < now:
+            self.expire_groups(now, DUE_BUDGET)
+
+    def _next_due_channel(self, now: float) -> str | None:
+        """Remove and return the name of a channel whose entry is due, if any."""
+        due, late = self.due_channels, self.late_channels
+        if due and due[0][0] < now:
+            name = due.popleft()[1]
+        elif late and late[0][0] < now:
+            name = heapq.heappop(late)[1]
+        else:
+            return None
+        self.armed.discard(name)
+        return name
+
     def _expire_channels(self, now: float, budget: int) -> int:
         reg = self.reg
-        due = self.due_channels
-        while budget > 0 and due and due[0][0] < now:
+        while budget > 0 and (name := self._next_due_channel(now)) is not None:
             budget -= 1
-            name = due.popleft()[1]
-            self.armed.discard(name)
             ch = reg.channels.get(name)
             if ch is None:
                 continue
@@ -96,7 +128,8 @@ class Reaper:
                     )
                 reg.leave_all_groups(name)
             if ch.buffer:
-                self.arm_channel(name, ch.buffer[0][0])
+                self.armed.add(name)
+                heapq.heappush(self.late_channels, (ch.buffer[0][0], name))
             else:
                 reg.release(ch)
         return budget

@@ -11,11 +11,16 @@ sent nor one you received. ``copy_messages=True`` restores Channels' copy per de
 
 **Nothing grows without bound, and no task group is needed.** Expired messages,
 channels abandoned with messages in them, and memberships older than ``group_expiry``
-are reclaimed by a lazy sweep that runs every 128 operations with a budget of 8 due
-entries per operation (a group delivery counts as one), so the work is amortised;
-``statistics()`` sweeps all that is due before counting. As in Channels, a channel
-whose messages expire while nobody receives on it is presumed dead and leaves its
-groups; a receiver that finds expired messages is alive, so its memberships stay.
+are reclaimed lazily, each once, so the work is amortised. As in Channels,
+``receive()`` and ``group_send()`` first reclaim what has come due (up to 1024
+entries of each kind a call, so no call pauses for long): after ``expiry``, a channel
+whose messages expired unread is gone from :attr:`~InMemoryChannelLayer.channels` once
+either is called. A sweep every 128 operations with a budget of 8 due entries per
+operation (a group delivery counts as one) keeps pace with traffic that never
+receives, and ``statistics()`` sweeps all that is due before counting. As in
+Channels, a channel whose messages expire while nobody receives on it is presumed
+dead and leaves its groups; a receiver that finds expired messages is alive, so its
+memberships stay.
 
 **A full member of a group never loses a message silently.** ``group_full_policy``
 chooses what ``group_send`` does for a member whose channel is at capacity:
@@ -51,7 +56,6 @@ from achannels.layers._names import (
     require_valid_group_name,
     require_valid_message,
 )
-from achannels.layers._reaper import SWEEP_EVERY
 from achannels.layers._registry import Registry
 
 __all__ = ["GroupFullPolicy", "InMemoryChannelLayer"]
@@ -136,7 +140,8 @@ class InMemoryChannelLayer(BaseChannelLayer):
     async def receive(self, channel: str) -> LayerMessage:
         """Wait for the next message on ``channel`` and return it.
 
-        Always a checkpoint; waits without polling when the channel is empty. Concurrent
+        First reclaims what has come due, as Channels' ``receive()`` does (module
+        docs). Always a checkpoint; waits without polling when the channel is empty. Concurrent
         receivers on one channel each get different messages, first come first served.
         Cancellation takes no message: one that arrived for a cancelled receiver stays
         queued for the next. Full process-local names (with ``!``) are accepted.
@@ -147,6 +152,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         """
         await checkpoint()
         reg = self._reg
+        self._reclaim_due(receiving=channel)
         reg.reaper.tick(1)
         ch = reg.open(channel)
         while (message := reg.take(ch)) is None:
@@ -166,6 +172,19 @@ class InMemoryChannelLayer(BaseChannelLayer):
             if ch.closed:
                 raise anyio.ClosedResourceError
         return message
+
+    def _reclaim_due(self, *, receiving: str) -> None:
+        """Reclaim what is due, as Channels' ``receive()`` does, but keep ``receiving``.
+
+        The receiving channel's expired messages are dropped first: it has a receiver,
+        so it is alive and keeps its groups.
+        """
+        reg = self._reg
+        now = self._clock()
+        own = reg.channels.get(receiving)
+        if own is not None:
+            reg.drop_expired(own, now)
+        reg.reaper.sweep_due(now)
 
     def receive_nowait(self, channel: str) -> LayerMessage:
         """Return the next message on ``channel`` without yielding.
@@ -219,6 +238,9 @@ class InMemoryChannelLayer(BaseChannelLayer):
     async def group_send(self, group: str, message: LayerMessage) -> None:
         """Put ``message`` on every member's channel without waiting (a checkpoint).
 
+        First reclaims what has come due, as Channels' ``group_send()`` does, so
+        members presumed dead and lapsed memberships do not get the message.
+
         Raises:
             ChannelFull: under ``group_full_policy="raise"``, after delivering to every
                 member that had room, when at least one member was full.
@@ -228,8 +250,9 @@ class InMemoryChannelLayer(BaseChannelLayer):
         await checkpoint()
         reg = self._reg
         now = self._clock()
-        if reg.reaper.due_groups and reg.reaper.due_groups[0][0] < now:
-            reg.reaper.expire_groups(now, SWEEP_EVERY)  # so lapsed members miss this one
+        # As Channels' group_send: channels whose messages expired unread leave their
+        # groups, and lapsed members miss this message.
+        reg.reaper.sweep_due(now)
         grp = reg.groups.get(group)
         if grp is None:
             return

@@ -88,3 +88,86 @@ def test_channel_layers_setting_is_honoured() -> None:
         channel_layers.backends.clear()
         with pytest.raises(InvalidChannelLayerError, match="no BACKEND"):
             get_channel_layer()
+
+
+@pytest.mark.usefixtures("fresh_manager")
+def test_make_test_backend_needs_a_test_config_as_in_channels() -> None:
+    layers = {
+        "default": {"BACKEND": "achannels.layers.InMemoryChannelLayer"},
+        "testing": {
+            "BACKEND": "achannels.layers.InMemoryChannelLayer",
+            "CONFIG": {"capacity": 7},
+            "TEST_CONFIG": {"capacity": 3},
+        },
+    }
+    with override_settings(CHANNEL_LAYERS=layers):
+        with pytest.raises(
+            InvalidChannelLayerError, match=r"^No TEST_CONFIG specified for default$"
+        ):
+            channel_layers.make_test_backend("default")
+        layer = channel_layers.make_test_backend("testing")
+        assert isinstance(layer, InMemoryChannelLayer)
+        assert layer.capacity == 3
+        with pytest.raises(InvalidChannelLayerError):
+            channel_layers.make_test_backend("missing")
+
+
+@pytest.mark.usefixtures("fresh_manager")
+def test_changing_channel_layers_resets_the_cache_as_in_channels() -> None:
+    memory = "achannels.layers.InMemoryChannelLayer"
+    with override_settings(CHANNEL_LAYERS={"default": {"BACKEND": memory}}):
+        first = get_channel_layer()
+        with override_settings(DEBUG=True):  # another setting: the cache stays
+            assert get_channel_layer() is first
+        with override_settings(
+            CHANNEL_LAYERS={"default": {"BACKEND": memory, "CONFIG": {"capacity": 4}}}
+        ):
+            inner = get_channel_layer()
+            assert isinstance(inner, InMemoryChannelLayer)
+            assert inner.capacity == 4
+        after = get_channel_layer()  # leaving the override changed it back: made anew
+        assert isinstance(after, InMemoryChannelLayer)
+        assert after is not first
+        assert after is not inner
+        assert after.capacity == 100
+
+
+@pytest.mark.usefixtures("fresh_manager")
+def test_a_layer_set_by_hand_is_forgotten_when_channel_layers_changes() -> None:
+    manual = InMemoryChannelLayer()
+    channel_layers.set("default", manual)
+    assert channel_layers["default"] is manual
+    with override_settings(CHANNEL_LAYERS={"default": {"BACKEND": "memory"}}):
+        assert channel_layers["default"] is not manual
+
+
+class OwnedMemoryLayer(InMemoryChannelLayer):
+    """A memory layer owned as an async context manager, as the Redis layers are."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.owners = 0
+        self.released = False
+
+    async def __aenter__(self) -> OwnedMemoryLayer:
+        self.owners += 1
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.owners -= 1
+        self.released = True
+
+
+@pytest.mark.anyio
+@pytest.mark.usefixtures("fresh_manager")
+async def test_an_owned_layer_dropped_from_the_cache_is_still_released_by_its_owner() -> None:
+    with override_settings(CHANNEL_LAYERS={"default": {"BACKEND": OwnedMemoryLayer}}):
+        async with channel_layers.owned():
+            layer = get_channel_layer()
+            assert isinstance(layer, OwnedMemoryLayer)
+            assert layer.owners == 1
+            with override_settings(CHANNEL_LAYERS={"default": {"BACKEND": "memory"}}):
+                assert "default" not in channel_layers.backends
+                assert get_channel_layer() is not layer
+            assert layer.owners == 1, "dropping the reference does not release it"
+        assert (layer.owners, layer.released) == (0, True)

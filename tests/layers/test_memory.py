@@ -13,6 +13,7 @@ from anyio.lowlevel import checkpoint
 
 from achannels.exceptions import ChannelFull
 from achannels.layers import BaseChannelLayer, ChannelLayer, InMemoryChannelLayer, LayerStatistics
+from achannels.layers._reaper import DUE_BUDGET
 
 pytestmark = pytest.mark.anyio
 
@@ -531,7 +532,97 @@ async def test_abandoned_channels_are_reclaimed_without_a_receiver() -> None:
     assert (stats.sent, stats.expired, stats.channels) == (count + operations // 2, count, 0)
 
 
-@pytest.mark.anyio
+# After ``expiry``, receive() and group_send() reclaim what is due, as Channels' do.
+
+
+async def test_expired_unread_channels_are_gone_after_a_receive_as_in_channels() -> None:
+    """Channels' ``test_expiry_unread``, on an injected clock."""
+    clock = FakeClock()
+    layer = InMemoryChannelLayer(expiry=0.1, clock=clock)
+    await layer.send("test-channel-1", {"type": "message.1"})
+    clock.advance(0.2)
+    await layer.send("test-channel-2", {"type": "message.2"})
+    assert len(layer.channels) == 2  # send alone reclaims nothing, as in Channels
+    assert (await layer.receive("test-channel-2"))["type"] == "message.2"
+    assert len(layer.channels) == 0
+
+
+async def test_two_expired_channels_are_gone_after_a_receive_on_one() -> None:
+    clock = FakeClock()
+    layer = InMemoryChannelLayer(expiry=10, clock=clock)
+    await layer.send("one", msg(1))
+    await layer.send("two", msg(2))
+    clock.advance(11)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(layer.receive, "one")
+        await anyio.wait_all_tasks_blocked()
+        assert list(layer.channels) == ["one"], "'two' was reclaimed; 'one' has a receiver"
+        assert list(layer.channels["one"]) == []
+        tg.cancel_scope.cancel()
+    assert len(layer.channels) == 0
+    stats = layer.statistics()
+    assert (stats.expired, stats.channels) == (2, 0)
+
+
+async def test_group_send_reclaims_expired_members_first_as_in_channels() -> None:
+    clock = FakeClock()
+    layer = InMemoryChannelLayer(expiry=10, clock=clock)
+    await layer.group_add("room", "dead")
+    await layer.group_add("room", "alive")
+    await layer.group_send("room", msg(1))
+    assert layer.receive_nowait("alive") == msg(1)
+    clock.advance(11)
+    await layer.group_send("room", msg(2))
+    assert list(layer.groups["room"]) == ["alive"]
+    assert [message for _, message in layer.channels["alive"]] == [msg(2)]
+    assert "dead" not in layer.channels
+
+
+async def test_a_receiver_whose_messages_expired_keeps_its_groups() -> None:
+    clock = FakeClock()
+    layer = InMemoryChannelLayer(expiry=10, clock=clock)
+    await layer.group_add("room", "me")
+    await layer.group_send("room", msg(1))
+    clock.advance(11)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(layer.receive, "me")
+        await anyio.wait_all_tasks_blocked()
+        assert list(layer.groups["room"]) == ["me"]
+        await layer.group_send("room", msg(2))
+    assert layer.statistics().expired == 1
+
+
+async def test_a_channel_with_a_backlog_is_reclaimed_when_its_last_message_expires() -> None:
+    clock = FakeClock()
+    layer = InMemoryChannelLayer(expiry=10, clock=clock)
+    await layer.send("backlog", msg(1))
+    clock.advance(5)
+    await layer.send("backlog", msg(2))
+    clock.advance(1)
+    await layer.send("later", msg(3))
+    clock.advance(4.5)  # msg(1) has expired, msg(2) and msg(3) have not
+    await layer.group_send("nobody", msg())
+    assert [message for _, message in layer.channels["backlog"]] == [msg(2)]
+    clock.advance(5)  # msg(2) has expired, msg(3) has not
+    await layer.group_send("nobody", msg())
+    assert list(layer.channels) == ["later"]
+
+
+async def test_one_call_reclaims_a_bounded_number_of_due_channels() -> None:
+    clock = FakeClock()
+    layer = InMemoryChannelLayer(expiry=10, clock=clock)
+    count = 2 * DUE_BUDGET + 100
+    for i in range(count):
+        layer.send_nowait(f"abandoned.{i}", msg(i))
+    clock.advance(11)
+    left = count
+    while left:
+        await layer.group_send("nobody", msg())
+        left = max(0, left - DUE_BUDGET)
+        assert len(layer.channels) == left
+    assert layer.statistics().expired == count
+
+
 async def test_discard_channel_leaves_groups_and_counts_what_it_drops() -> None:
     layer = InMemoryChannelLayer()
     channel = await layer.new_channel()
