@@ -36,6 +36,8 @@ ROOM = (PAGES / "room.html").read_text(encoding="utf-8")
 MAX_MESSAGE = 2000
 MAX_GROUP_NAME = 99  # the layer's limit on group names
 REDIS_URL = os.environ.get("ACHANNELS_REDIS_URL")  # unset: one process, the memory layer
+#: What a member whose message is empty, too long or not text is told.
+BAD_MESSAGE = f"Not sent: a message is text of 1 to {MAX_MESSAGE} characters."
 LOG_CHANNEL = "chat-log"
 ANNOUNCE_EVERY = 10
 
@@ -96,7 +98,7 @@ async def chat(ws: WebSocket, room: str) -> None:
     async for data in ws.iter_json():
         message = data.get("message") if isinstance(data, dict) else None
         if not isinstance(message, str) or not 0 < len(message) <= MAX_MESSAGE:
-            await ws.send_json({"error": f"send {{'message': text}}, 1 to {MAX_MESSAGE} chars"})
+            await ws.send_json({"error": BAD_MESSAGE})
             continue
         await ws.group_send(group, {"type": "chat.message", "message": message})
         if REDIS_URL:
