@@ -22,6 +22,7 @@ from achannels.routing import (  # noqa: E402
     ProtocolTypeRouter,
     URLRouter,
 )
+from achannels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from examples.django_project.chat.routing import (  # noqa: E402
     channel_routes,
     websocket_urlpatterns,
@@ -30,8 +31,11 @@ from examples.django_project.chat.routing import (  # noqa: E402
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        # Cookies, the Django session and ``scope["user"]`` for every consumer.
-        "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+        # Only pages of this site (``Origin`` in ``ALLOWED_HOSTS``) may open a socket
+        # with the user's cookies; then the Django session and ``scope["user"]``.
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
         # Served by ``manage.py runworker archive``.
         "channel": ChannelNameRouter(channel_routes),
     }

@@ -22,14 +22,16 @@ DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]", "testserver"]
 
 INSTALLED_APPS = [
+    # After the rename, Channels' "channels" entry: provides ``manage.py runworker``,
+    # and ``runserver`` serving the WebSockets too (listed before staticfiles, whose
+    # ``runserver`` would win otherwise, as with Daphne's "daphne" entry).
+    "achannels",
     # Users and sessions: ``achannels.auth.AuthMiddlewareStack`` gives WebSocket
     # consumers the user logged in through Django (``scope["user"]``).
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.staticfiles",
-    # After the rename, Channels' "channels" entry: provides ``manage.py runworker``.
-    "achannels",
     "examples.django_project.chat",
 ]
 
@@ -37,13 +39,37 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "examples.django_project.urls"
 
-# Found in the apps' ``static/`` folders; ``ChannelsLiveServerTestCase`` serves them.
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        # The chat app's ``templates/``: its pages and ``registration/login.html``.
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+            ],
+        },
+    },
+]
+
+# Django's own login and logout views (``urls.py``); the chat pages need a login.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "lobby"
+LOGOUT_REDIRECT_URL = "login"
+
+# Found in the apps' ``static/`` folders. With ``DEBUG`` on, ``urls.py`` serves them
+# (so the pages work under hypercorn); ``ChannelsLiveServerTestCase`` serves them in
+# tests. In production, ``collectstatic`` into ``STATIC_ROOT`` and serve it in front.
 STATIC_URL = "static/"
+STATIC_ROOT = os.environ.get("DJANGO_STATIC_ROOT") or None
 
 # Served by hypercorn or ``python -m achannels serve``; read by ``runworker``.
 ASGI_APPLICATION = "examples.django_project.asgi.application"

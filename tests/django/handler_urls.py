@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
 
 
 def echo(request: HttpRequest) -> HttpResponse:
@@ -39,7 +40,8 @@ def fail(request: HttpRequest) -> HttpResponse:
 
 
 urlpatterns = [
-    path("echo/", echo),
+    # Posted to without a form: the project's CSRF protection is not tested here.
+    path("echo/", csrf_exempt(echo)),
     path("stream/", stream),
     path("async-stream/", async_stream),
     path("async-view/", async_view),

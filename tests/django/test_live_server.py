@@ -3,8 +3,10 @@
 The test classes are Django ``TransactionTestCase`` subclasses, written as for Django's
 test runner and collected by pytest: hypercorn (asyncio and trio workers) serves
 ``settings.ASGI_APPLICATION`` against the SQLite and the PostgreSQL test database,
-and httpx and the ``websockets`` sync client talk to it. The module's functions at
-the end run such a class by hand to check what happens around the tests.
+and httpx and the ``websockets`` sync client talk to it, logged in with the test
+client's ``force_login()`` and sending the site's ``Origin`` as a browser does. The
+module's functions at the end run such a class by hand to check what happens around
+the tests.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
+from django.test import Client
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Origin
 
 from achannels._asgi import ASGIApp, Receive, Scope, Send
 from achannels.testing import ChannelsLiveServerTestCase
@@ -62,6 +66,25 @@ def new_room() -> str:
     return f"live-{secrets.token_hex(4)}"
 
 
+def session_cookie(client: Client, name: str) -> str:
+    """Log a new user called ``name-...`` in with ``client``; return the ``Cookie`` value."""
+    user = get_user_model().objects.create_user(f"{name}-{secrets.token_hex(4)}")
+    client.force_login(user)
+    return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+
+
+def open_socket(url: str, cookie: str | None = None) -> ClientConnection:
+    """Open a WebSocket as a page of the live server does (its ``Origin``, the cookie)."""
+    origin = "http://" + url.removeprefix("ws://").split("/", 1)[0]
+    headers = {"Cookie": cookie} if cookie else None
+    return connect(url, origin=Origin(origin), additional_headers=headers, open_timeout=WAIT)
+
+
+def chat_frame(ws: ClientConnection) -> dict[str, Any]:
+    frame: dict[str, Any] = json.loads(ws.recv(timeout=WAIT))
+    return frame
+
+
 class LiveServerTests(ChannelsLiveServerTestCase):
     """The example project on hypercorn's asyncio worker, with SQLite."""
 
@@ -75,24 +98,43 @@ class LiveServerTests(ChannelsLiveServerTestCase):
     def test_a_view_reads_what_the_test_wrote(self) -> None:
         room = new_room()
         Message.objects.create(room=room, text="written by the test")
-        response = httpx.get(f"{self.live_server_url}/rooms/{room}/messages/", timeout=WAIT)
+        url = f"{self.live_server_url}/rooms/{room}/messages/"
+        cookie = session_cookie(self.client, "alice")
+        response = httpx.get(url, headers={"Cookie": cookie}, timeout=WAIT)
         assert response.json() == {"room": room, "count": 1, "texts": ["written by the test"]}
+        assert httpx.get(url, timeout=WAIT).status_code == 403
 
     def test_websocket_round_trip(self) -> None:
-        url = f"{self.live_server_ws_url}/ws/chat/{new_room()}/"
-        with connect(url, open_timeout=WAIT) as alice, connect(url, open_timeout=WAIT) as bob:
-            alice.send("hello")
-            assert alice.recv(timeout=WAIT) == "hello"
-            assert bob.recv(timeout=WAIT) == "hello"
-            alice.send("/quit")
-            with pytest.raises(ConnectionClosed) as closed:
-                alice.recv(timeout=WAIT)
-            assert closed.value.rcvd is not None
-            assert closed.value.rcvd.code == QUIT_CODE
+        room = new_room()
+        Message.objects.create(room=room, text="written by the test")
+        url = f"{self.live_server_ws_url}/ws/chat/{room}/"
+        alice_cookie = session_cookie(self.client, "alice")
+        bob_cookie = session_cookie(Client(), "bob")
+        with open_socket(url, alice_cookie) as alice:
+            [history] = chat_frame(alice)["messages"]
+            assert (history["user"], history["message"]) == (None, "written by the test")
+            assert chat_frame(alice)["type"] == "join"
+            with open_socket(url, bob_cookie) as bob:
+                assert chat_frame(bob)["type"] == "history"
+                assert chat_frame(bob)["type"] == "join"
+                assert chat_frame(alice)["type"] == "join"
+                alice.send(json.dumps({"message": "hello"}))
+                for ws in (alice, bob):
+                    frame = chat_frame(ws)
+                    assert (frame["type"], frame["message"]) == ("message", "hello")
+                    assert frame["user"].startswith("alice-")
+                alice.send(json.dumps({"message": "/quit"}))
+                with pytest.raises(ConnectionClosed) as closed:
+                    alice.recv(timeout=WAIT)
+                assert closed.value.rcvd is not None
+                assert closed.value.rcvd.code == QUIT_CODE
+        texts = Message.objects.filter(room=room).values_list("user__username", "text")
+        assert [text for _, text in texts] == ["written by the test", "hello"]
 
     def test_a_consumer_writes_what_the_test_reads(self) -> None:
         room = new_room()
-        with connect(f"{self.live_server_ws_url}/ws/log/{room}/", open_timeout=WAIT) as ws:
+        cookie = session_cookie(self.client, "alice")
+        with open_socket(f"{self.live_server_ws_url}/ws/log/{room}/", cookie) as ws:
             ws.send(json.dumps({"text": "over the wire"}))
             reply = json.loads(ws.recv(timeout=WAIT))
         assert reply["count"] == 1
@@ -101,15 +143,22 @@ class LiveServerTests(ChannelsLiveServerTestCase):
         ]
 
     def test_the_user_logged_in_with_django_reaches_the_consumer(self) -> None:
-        user = get_user_model().objects.create_user(f"alice-{secrets.token_hex(4)}")
-        self.client.force_login(user)
-        session_key = self.client.cookies[settings.SESSION_COOKIE_NAME].value
+        cookie = session_cookie(self.client, "alice")
         url = f"{self.live_server_ws_url}/ws/whoami/"
-        headers = {"Cookie": f"{settings.SESSION_COOKIE_NAME}={session_key}"}
-        with connect(url, additional_headers=headers, open_timeout=WAIT) as ws:
-            assert json.loads(ws.recv(timeout=WAIT)) == {"username": user.username}
-        with connect(url, open_timeout=WAIT) as ws:
+        with open_socket(url, cookie) as ws:
+            username = json.loads(ws.recv(timeout=WAIT))["username"]
+            assert username.startswith("alice-")
+        with open_socket(url) as ws:
             assert json.loads(ws.recv(timeout=WAIT)) == {"username": None}
+
+    def test_the_login_page_and_the_lobby(self) -> None:
+        login = httpx.get(f"{self.live_server_url}/chat/", timeout=WAIT, follow_redirects=True)
+        assert login.url.path == "/accounts/login/"
+        assert 'name="csrfmiddlewaretoken"' in login.text
+        cookie = session_cookie(self.client, "alice")
+        lobby = httpx.get(f"{self.live_server_url}/chat/", headers={"Cookie": cookie}, timeout=WAIT)
+        assert lobby.status_code == 200
+        assert 'id="room-form"' in lobby.text
 
     def test_static_files_are_served(self) -> None:
         response = httpx.get(f"{self.live_server_url}/static/chat/chat.css", timeout=WAIT)
@@ -166,9 +215,10 @@ def test_each_test_gets_a_server_that_is_stopped_after_it(worker_class: str) -> 
 
         class Case(ChannelsLiveServerTestCase):
             def test_one(self) -> None:
-                url = f"{self.live_server_ws_url}/ws/chat/{new_room()}/"
+                url = f"{self.live_server_ws_url}/ws/whoami/"
                 # Left open on purpose: the server closes it when the test ends.
-                ws = clients.enter_context(connect(url, open_timeout=WAIT))
+                ws = clients.enter_context(open_socket(url))
+                assert json.loads(ws.recv(timeout=WAIT)) == {"username": None}
                 seen.append((int(self.live_server_url.rsplit(":", 1)[1]), ws))
 
             test_two = test_one

@@ -8,8 +8,8 @@ from achannels._asgi import ASGIApp
 from examples.django_project.chat import consumers
 
 websocket_urlpatterns = [
-    path("ws/chat/<str:room>/", consumers.ChatConsumer.as_asgi()),
-    path("ws/log/<str:room>/", consumers.MessageLogConsumer.as_asgi()),
+    path("ws/chat/<slug:room>/", consumers.ChatConsumer.as_asgi()),
+    path("ws/log/<slug:room>/", consumers.MessageLogConsumer.as_asgi()),
     path("ws/whoami/", consumers.WhoAmIConsumer.as_asgi()),
 ]
 
