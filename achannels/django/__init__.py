@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from achannels.django._application import get_default_application
 from achannels.django._asgiref import install_trio_support
-from achannels.django._handler import DjangoHandler, get_asgi_application
+from achannels.django._handler import DjangoHandler, StaticFilesHandler, get_asgi_application
 
 __all__ = [
     "DjangoHandler",
+    "StaticFilesHandler",
     "get_asgi_application",
     "get_default_application",
     "install_trio_support",

@@ -21,11 +21,13 @@ from __future__ import annotations
 import tempfile
 from collections.abc import AsyncIterable
 from typing import IO, Any
+from urllib.parse import urlparse
 
 import anyio.from_thread
 import anyio.to_thread
 from anyio import CapacityLimiter
 from django.conf import settings
+from django.contrib.staticfiles.handlers import StaticFilesHandlerMixin
 from django.core import signals
 from django.core.exceptions import RequestAborted
 from django.core.handlers import base
@@ -33,10 +35,10 @@ from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.http import FileResponse
 from django.urls import set_script_prefix
 
-from achannels._asgi import Message, Receive, Scope, Send
+from achannels._asgi import ASGIApp, Message, Receive, Scope, Send
 from achannels.django._asgiref import install_trio_support
 
-__all__ = ["DjangoHandler", "get_asgi_application"]
+__all__ = ["DjangoHandler", "StaticFilesHandler", "get_asgi_application"]
 
 
 def get_asgi_application(*, limiter: CapacityLimiter | None = None) -> DjangoHandler:
@@ -164,3 +166,27 @@ def _start_message(response: Any) -> Message:
     for cookie in response.cookies.values():
         headers.append((b"Set-Cookie", cookie.output(header="").encode("ascii").strip()))
     return {"type": "http.response.start", "status": response.status_code, "headers": headers}
+
+
+class StaticFilesHandler(StaticFilesHandlerMixin, DjangoHandler):  # type: ignore[misc]
+    """Serve ``STATIC_URL`` from the staticfiles finders; pass everything else to ``application``.
+
+    Django's ``ASGIStaticFilesHandler`` on achannels' AnyIO handler, so that it
+    serves under trio too. Development and tests only (``insecure`` serving): what
+    ``manage.py runserver`` and ``ChannelsLiveServerTestCase`` wrap the app in.
+    """
+
+    def __init__(self, application: ASGIApp) -> None:
+        self.application = application
+        self.base_url = urlparse(self.get_base_url())
+        super().__init__()
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        """Load nothing: requests that are not for static files go to ``application``."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve a static file for an HTTP request under ``STATIC_URL``, else delegate."""
+        if scope["type"] == "http" and self._should_handle(scope["path"]):
+            await super().__call__(scope, receive, send)
+        else:
+            await self.application(scope, receive, send)

@@ -49,46 +49,21 @@ import socket
 import threading
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal
-from urllib.parse import urlparse
 
 import anyio
 from django.apps import apps
-from django.contrib.staticfiles.handlers import StaticFilesHandlerMixin
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.test.testcases import TransactionTestCase
 from django.test.utils import modify_settings
 
-from achannels._asgi import ASGIApp, Receive, Scope, Send
+from achannels._asgi import ASGIApp
 from achannels._connection import Connections, server_connections
-from achannels.django import DjangoHandler, get_default_application
+from achannels.django import StaticFilesHandler, get_default_application
 
 __all__ = ["ChannelsLiveServerTestCase", "StaticFilesHandler"]
 
 WorkerClass = Literal["asyncio", "trio"]
-
-
-class StaticFilesHandler(StaticFilesHandlerMixin, DjangoHandler):  # type: ignore[misc]
-    """Serve ``STATIC_URL`` from the staticfiles finders; pass everything else to ``application``.
-
-    Django's ``ASGIStaticFilesHandler`` on achannels' AnyIO handler, so that it
-    serves under trio too. Development and tests only (``insecure`` serving).
-    """
-
-    def __init__(self, application: ASGIApp) -> None:
-        self.application = application
-        self.base_url = urlparse(self.get_base_url())
-        super().__init__()
-
-    def load_middleware(self, is_async: bool = False) -> None:
-        """Load nothing: requests that are not for static files go to ``application``."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve a static file for an HTTP request under ``STATIC_URL``, else delegate."""
-        if scope["type"] == "http" and self._should_handle(scope["path"]):
-            await super().__call__(scope, receive, send)
-        else:
-            await self.application(scope, receive, send)
 
 
 class _HypercornThread:

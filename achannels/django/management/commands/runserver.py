@@ -41,22 +41,20 @@ from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
-from urllib.parse import urlparse
 
 import anyio
 import anyio.to_thread
 from django.apps import apps
 from django.conf import settings
-from django.contrib.staticfiles.handlers import StaticFilesHandlerMixin
 from django.core.management.base import CommandError
 from django.core.management.commands.runserver import Command as RunserverCommand
 from django.db import connections
 from django.utils import autoreload
 
-from achannels._asgi import ASGIApp, Receive, Scope, Send
+from achannels._asgi import ASGIApp
 from achannels._connection import Connections, server_connections
 from achannels.django._application import get_default_application
-from achannels.django._handler import DjangoHandler
+from achannels.django._handler import StaticFilesHandler
 
 __all__ = ["GOING_AWAY", "SERVICE_RESTART", "Command", "StaticFilesHandler"]
 
@@ -306,31 +304,6 @@ async def _serve(
 
     hypercorn_serve: Any = importlib.import_module(f"hypercorn.{worker_class}").serve
     await hypercorn_serve(application, config, shutdown_trigger=shutdown_trigger)
-
-
-class StaticFilesHandler(StaticFilesHandlerMixin, DjangoHandler):  # type: ignore[misc]
-    """Serve ``STATIC_URL`` from the staticfiles finders; pass everything else on.
-
-    What ``django.contrib.staticfiles.handlers.ASGIStaticFilesHandler`` does, on trio
-    as well as asyncio: files are served by achannels' :class:`DjangoHandler` (the
-    request cycle in a worker thread). WebSocket and lifespan scopes, and HTTP paths
-    outside ``STATIC_URL``, go to ``application``.
-    """
-
-    def __init__(self, application: ASGIApp) -> None:
-        self.application = application
-        self.base_url = urlparse(self.get_base_url())
-        super().__init__()
-
-    def load_middleware(self, is_async: bool = False) -> None:
-        """Load no middleware: ``application`` runs its own."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve a static file, or pass the connection on."""
-        if scope["type"] == "http" and self._should_handle(scope["path"]):
-            await super().__call__(scope, receive, send)
-        else:
-            await self.application(scope, receive, send)
 
 
 def _restart_on_reload() -> int:
