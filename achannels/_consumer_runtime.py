@@ -18,9 +18,9 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
-from ._asgi import Message
+from ._asgi import Message, Scope
 from ._connection import Connection, logger
-from .exceptions import StopConsumer
+from .exceptions import InvalidMessage, MessageTooLarge, StopConsumer
 
 __all__ = ["ConsumerConnection", "DispatchGate"]
 
@@ -29,7 +29,16 @@ LayerReceive = Callable[[], Awaitable[Message]]
 
 
 class DispatchGate:
-    """Let one dispatch run at a time (client messages and layer messages alternate)."""
+    """Let one dispatch run at a time; hand the gate over first come, first served.
+
+    Releasing the gate with a dispatch waiting hands it straight to the longest
+    waiter: the gate never goes free in between, so the releasing task cannot take it
+    back before the waiter has run, even when its next ``receive()`` returns without
+    yielding (hypercorn's asyncio worker does that for queued frames). With two
+    sources, client frames and layer events, they alternate whenever both have
+    something to dispatch, and a layer event waits at most behind the message being
+    handled.
+    """
 
     __slots__ = ("_busy", "_waiters")
 
@@ -38,8 +47,12 @@ class DispatchGate:
         self._waiters: deque[anyio.Event] = deque()
 
     async def run(self, dispatch: Dispatch, message: Message) -> None:
-        """Run ``dispatch(message)`` once no other dispatch is running."""
-        while self._busy:
+        """Run ``dispatch(message)`` once the dispatches queued before it have run.
+
+        Not a checkpoint when the gate is free. Cancelled while waiting, the call
+        leaves the queue; cancelled after being handed the gate, it hands it on.
+        """
+        if self._busy:
             turn = anyio.Event()
             self._waiters.append(turn)
             try:
@@ -47,16 +60,21 @@ class DispatchGate:
             except BaseException:
                 if turn in self._waiters:
                     self._waiters.remove(turn)
-                elif self._waiters and not self._busy:
-                    self._waiters.popleft().set()  # pass on the turn we were given
+                else:
+                    self._release()  # pass on the gate we were handed
                 raise
-        self._busy = True
+        else:
+            self._busy = True
         try:
             await dispatch(message)
         finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self._waiters:
+            self._waiters.popleft().set()  # the gate stays busy: it is the waiter's now
+        else:
             self._busy = False
-            if self._waiters:
-                self._waiters.popleft().set()
 
 
 class ConsumerConnection(Connection):
@@ -67,6 +85,8 @@ class ConsumerConnection(Connection):
     _started = False
     _responded = False
     _disconnect_dispatched = False
+    #: The code a failed WebSocket closes with: 1011, or a client error's (1007...).
+    _failure_code = 1011
     _dispatch: Dispatch
     _gate: DispatchGate
     _layer_scope: anyio.CancelScope
@@ -139,7 +159,12 @@ class ConsumerConnection(Connection):
     async def _finish(self) -> None:
         error = self._error
         if error is not None and not isinstance(error, StopConsumer):
-            self._log_error(error)
+            self._failure_code = _client_error_code(error, self.scope) or 1011
+            if self._failure_code == 1011:
+                self._log_error(error)
+            else:  # the client's bad input: one line, no traceback, no error counted
+                logger.warning("closing WebSocket %r with %d: %s",
+                               self.scope.get("path"), self._failure_code, error)  # fmt: skip
             try:
                 await self._send_failure()
             except Exception as exc:  # the transport may already be gone
@@ -160,7 +185,9 @@ class ConsumerConnection(Connection):
         kind = self.scope.get("type")
         if kind == "websocket":
             if self._accepted and not self._closed:
-                await self.send({"type": "websocket.close", "code": 1011, "reason": ""})
+                await self.send(
+                    {"type": "websocket.close", "code": self._failure_code, "reason": ""}
+                )
             elif not self._accepted and not self._closed:
                 if "websocket.http.response" in (self.scope.get("extensions") or {}):
                     start = {"type": "websocket.http.response.start", "status": 500, "headers": []}
@@ -183,7 +210,9 @@ class ConsumerConnection(Connection):
         return {"type": "websocket.disconnect", "code": self._close_code_for_end()}
 
     def _close_code_for_end(self) -> int:
-        return 1011 if self._server_error is not None else getattr(self, "_shutdown_code", 1006)
+        if self._server_error is not None or self._failure_code != 1011:
+            return self._failure_code
+        return getattr(self, "_shutdown_code", 1006)
 
     def request_close(self, code: int) -> None:
         """Server shutdown: close the socket with ``code``, then end the consumer."""
@@ -195,6 +224,15 @@ class ConsumerConnection(Connection):
 
     async def _close_for_shutdown(self, code: int) -> None:
         await self.send({"type": "websocket.close", "code": code, "reason": ""})
+
+
+def _client_error_code(error: Exception, scope: Scope) -> int | None:
+    """The WebSocket close code for a client's bad input (as the native path), else None."""
+    if scope.get("type") != "websocket":
+        return None
+    if isinstance(error, InvalidMessage):
+        return error.close_code
+    return 1009 if isinstance(error, MessageTooLarge) else None
 
 
 _DISCONNECTS = frozenset({"websocket.disconnect", "http.disconnect"})
