@@ -8,8 +8,7 @@ in a worker thread), ``AsyncWebsocketConsumer`` and their JSON variants
 They behave as Channels' do - the ``groups`` attribute joined before ``connect()``
 and left on disconnect, ``AcceptConnection``/``DenyConnection`` from ``connect()``,
 ``send(..., close=...)``, ``close(code, reason)``, an empty text frame reaching
-``receive()`` as ``text_data=""`` while JSON consumers refuse it (and binary frames)
-with ``ValueError`` - on achannels' runtime, which adds:
+``receive()`` as ``text_data=""`` - on achannels' runtime, which adds:
 
 * ``websocket_disconnect`` (leaving the groups, then ``disconnect(code)``) runs
   whatever ended the connection: the client leaving, even while a handler is busy
@@ -24,7 +23,12 @@ with ``ValueError`` - on achannels' runtime, which adds:
 Differences from Channels, on purpose: ``send()`` given both ``text_data`` and
 ``bytes_data`` raises ``ValueError`` (Channels sends the text and drops the bytes),
 and a layer without the ``"groups"`` extension is refused with
-``InvalidChannelLayerError`` before it is used.
+``InvalidChannelLayerError`` before it is used. A client's bad input is the client's
+error, as on the native path: a frame over ``max_message_size`` (1 MiB by default,
+as ``Router``'s) raises ``MessageTooLarge`` and closes with 1009; a JSON consumer
+given a binary frame raises ``InvalidMessage`` (1003), given malformed JSON or an
+empty text frame ``InvalidMessage`` (1007). Left uncaught, each logs one warning line
+and counts no server error (Channels raises ``ValueError``: 1011 and a traceback).
 """
 
 from __future__ import annotations
@@ -37,12 +41,15 @@ from typing import Any
 import anyio.from_thread
 
 from achannels._asgi import Message
+from achannels._websocket import WebSocket
 from achannels.consumer import AsyncConsumer, SyncConsumer
 from achannels.db import aclose_old_connections
 from achannels.exceptions import (
     AcceptConnection,
     DenyConnection,
     InvalidChannelLayerError,
+    InvalidMessage,
+    MessageTooLarge,
     StopConsumer,
 )
 from achannels.layers import ChannelLayer
@@ -97,11 +104,30 @@ def _close_message(code: int | bool | None, reason: str | None) -> Message:
     return message
 
 
-def _frame(message: Message) -> dict[str, Any]:
-    """The ``receive()`` arguments for a ``websocket.receive`` message."""
-    if message.get("text") is not None:
-        return {"text_data": message["text"]}
-    return {"bytes_data": message["bytes"]}
+def _frame(message: Message, max_size: int) -> dict[str, Any]:
+    """The ``receive()`` arguments for a ``websocket.receive`` message.
+
+    Raises:
+        MessageTooLarge: the frame is over ``max_size`` (characters or bytes).
+    """
+    text = message.get("text")
+    data = text if text is not None else message.get("bytes") or b""
+    if len(data) > max_size:
+        raise MessageTooLarge(f"a {len(data)}-byte frame is over the {max_size}-byte limit")
+    return {"text_data": text} if text is not None else {"bytes_data": message["bytes"]}
+
+
+def _json_text(text_data: str | None, bytes_data: bytes | None) -> str:
+    """The text a JSON consumer decodes; a client's frame of the wrong kind is refused.
+
+    Raises:
+        InvalidMessage: the frame is binary (close code 1003) or empty (1007).
+    """
+    if text_data is None and bytes_data is not None:
+        raise InvalidMessage("expected a text frame, got a binary one", close_code=1003)
+    if not text_data:
+        raise InvalidMessage("No text section for incoming WebSocket frame!")
+    return text_data
 
 
 async def _close_old_db_connections() -> None:
@@ -117,9 +143,12 @@ class WebsocketConsumer(SyncConsumer):
     Override ``connect()``, ``receive(text_data=None, bytes_data=None)`` and
     ``disconnect(code)``; call ``accept()``, ``send()`` and ``close()``. The channel
     joins every group in the ``groups`` class attribute before ``connect()`` runs.
+    A frame over ``max_message_size`` (characters or bytes; class attribute or
+    ``as_asgi()`` keyword) closes the socket with 1009.
     """
 
     groups: Iterable[str] | None = None
+    max_message_size: int = WebSocket.max_message_size
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -154,8 +183,12 @@ class WebsocketConsumer(SyncConsumer):
         super().send(_accept_message(subprotocol, headers))
 
     def websocket_receive(self, message: Message) -> None:
-        """Pass a frame's text (``None`` counts as absent) or else its bytes to ``receive()``."""
-        self.receive(**_frame(message))
+        """Pass a frame's text (``None`` counts as absent) or else its bytes to ``receive()``.
+
+        Raises:
+            MessageTooLarge: the frame is over ``max_message_size`` (closes with 1009).
+        """
+        self.receive(**_frame(message, self.max_message_size))
 
     def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Called with each frame from the client; does nothing by default."""
@@ -198,8 +231,9 @@ class WebsocketConsumer(SyncConsumer):
 class JsonWebsocketConsumer(WebsocketConsumer):
     """A ``WebsocketConsumer`` that decodes text frames from JSON and sends JSON.
 
-    Override ``receive_json(content)``; call ``send_json(content)``. A binary or an
-    empty text frame raises ``ValueError`` (the socket closes with 1011).
+    Override ``receive_json(content)``; call ``send_json(content)``. A binary frame
+    raises ``InvalidMessage`` (the socket closes with 1003), an empty text frame or
+    one ``decode_json()`` refuses with ``ValueError`` raises ``InvalidMessage`` (1007).
     """
 
     def receive(
@@ -208,11 +242,16 @@ class JsonWebsocketConsumer(WebsocketConsumer):
         """Decode a text frame and pass it to ``receive_json()``.
 
         Raises:
-            ValueError: the frame is binary or empty.
+            InvalidMessage: the frame is binary (1003), empty or not JSON (1007).
         """
-        if not text_data:
-            raise ValueError("No text section for incoming WebSocket frame!")
-        self.receive_json(self.decode_json(text_data), **kwargs)
+        text = _json_text(text_data, bytes_data)
+        try:
+            content = self.decode_json(text)
+        except InvalidMessage:
+            raise
+        except ValueError as exc:  # a client's malformed JSON, not a server error
+            raise InvalidMessage(f"malformed JSON in a text frame: {exc}") from exc
+        self.receive_json(content, **kwargs)
 
     def receive_json(self, content: Any, **kwargs: Any) -> None:
         """Called with each decoded frame; does nothing by default."""
@@ -236,6 +275,7 @@ class AsyncWebsocketConsumer(AsyncConsumer):
     """The async ``WebsocketConsumer``: the same methods, as coroutines."""
 
     groups: Iterable[str] | None = None
+    max_message_size: int = WebSocket.max_message_size
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -272,8 +312,12 @@ class AsyncWebsocketConsumer(AsyncConsumer):
         await super().send(_accept_message(subprotocol, headers))
 
     async def websocket_receive(self, message: Message) -> None:
-        """Pass a frame's text (``None`` counts as absent) or else its bytes to ``receive()``."""
-        await self.receive(**_frame(message))
+        """Pass a frame's text (``None`` counts as absent) or else its bytes to ``receive()``.
+
+        Raises:
+            MessageTooLarge: the frame is over ``max_message_size`` (closes with 1009).
+        """
+        await self.receive(**_frame(message, self.max_message_size))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Called with each frame from the client; does nothing by default."""
@@ -323,11 +367,16 @@ class AsyncJsonWebsocketConsumer(AsyncWebsocketConsumer):
         """Decode a text frame and pass it to ``receive_json()``.
 
         Raises:
-            ValueError: the frame is binary or empty.
+            InvalidMessage: the frame is binary (1003), empty or not JSON (1007).
         """
-        if not text_data:
-            raise ValueError("No text section for incoming WebSocket frame!")
-        await self.receive_json(await self.decode_json(text_data), **kwargs)
+        text = _json_text(text_data, bytes_data)
+        try:
+            content = await self.decode_json(text)
+        except InvalidMessage:
+            raise
+        except ValueError as exc:  # a client's malformed JSON, not a server error
+            raise InvalidMessage(f"malformed JSON in a text frame: {exc}") from exc
+        await self.receive_json(content, **kwargs)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         """Called with each decoded frame; does nothing by default."""

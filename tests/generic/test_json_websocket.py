@@ -9,7 +9,6 @@ import pytest
 
 from achannels.generic.websocket import AsyncJsonWebsocketConsumer, JsonWebsocketConsumer
 from achannels.testing import WebsocketCommunicator
-from tests.helpers import RawConnection, ws_scope
 
 pytestmark = pytest.mark.anyio
 
@@ -48,44 +47,6 @@ async def test_json_round_trip_and_send_json_close(echo: Echo) -> None:
         assert await comm.receive_output() == {"type": "websocket.close"}
         await comm.disconnect()
     assert received == [{"hello": "world"}, [1, 2.5, None], "bye"]
-
-
-@pytest.mark.parametrize("echo", ECHOES)
-@pytest.mark.parametrize(
-    "frame",
-    [
-        pytest.param({"bytes": b"{}"}, id="binary"),
-        pytest.param({"text": ""}, id="empty-text"),
-        pytest.param({"text": None, "bytes": b"{}"}, id="none-text"),
-    ],
-)
-async def test_frames_without_text_are_a_value_error(echo: Echo, frame: dict[str, Any]) -> None:
-    async with WebsocketCommunicator(echo.as_asgi(received=[]), "/") as comm:
-        await comm.connect()
-        await comm.send_input({"type": "websocket.receive", **frame})
-        with pytest.raises(ValueError, match="No text section for incoming WebSocket frame!"):
-            await comm.wait()
-
-
-@pytest.mark.parametrize("echo", ECHOES)
-async def test_a_frame_without_text_closes_with_1011_under_a_server(echo: Echo) -> None:
-    conn = RawConnection(ws_scope())
-    conn.send_input({"type": "websocket.connect"})
-    conn.send_input({"type": "websocket.receive", "bytes": b"\x00"})
-    await conn.run(echo.as_asgi(received=[]))
-    assert (await conn.output())["type"] == "websocket.accept"
-    close = await conn.output()
-    assert (close["type"], close["code"]) == ("websocket.close", 1011)
-    conn.close()
-
-
-@pytest.mark.parametrize("echo", ECHOES)
-async def test_malformed_json_surfaces_as_the_decoder_error(echo: Echo) -> None:
-    async with WebsocketCommunicator(echo.as_asgi(received=[]), "/") as comm:
-        await comm.connect()
-        await comm.send_to(text_data="{nope")
-        with pytest.raises(json.JSONDecodeError):
-            await comm.receive_from()
 
 
 async def test_async_encode_and_decode_can_be_overridden() -> None:
