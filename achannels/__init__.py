@@ -34,9 +34,8 @@ Imports go one way: sans-IO modules import nothing else of ours; ``layers`` impo
 only sans-IO modules and ``exceptions``; the runtime (``_connection`` and up) may
 import ``layers``; the Channels faces import the runtime; nothing imports ``django/``
 except Django itself (apps, management commands). Only ``anyio`` is imported for
-concurrency, never ``asyncio`` or ``trio``; the one exception is marked
-backend-specific: ``django/_asgiref`` (Django's async ORM under trio) wakes trio from
-its thread.
+concurrency, never ``asyncio`` or ``trio`` (``django/_asgiref`` asks sniffio which
+library runs, and routes Django's async paths through AnyIO under trio).
 """
 
 from __future__ import annotations
