@@ -82,18 +82,24 @@ def _failure_types() -> tuple[type[Exception], ...]:
 ConnectionFailure: Final[tuple[type[Exception], ...]] = _failure_types()
 
 
-def connection_failure(exc: BaseException) -> BaseException | None:
+def connection_failure(
+    exc: BaseException, *, also: tuple[type[Exception], ...] = ()
+) -> Exception | None:
     """Return the failure ``exc`` reports if it means "the shard is unreachable", else None.
 
     coredis raises some failures inside exception groups (from its pools' task
-    groups); a group made only of such failures counts as one.
+    groups); a group made only of such failures counts as one. ``also`` adds exception
+    types that count as such failures too.
     """
-    if isinstance(exc, ConnectionFailure):
+    kinds = (*ConnectionFailure, *also)
+    if isinstance(exc, kinds):
         return exc
     if isinstance(exc, BaseExceptionGroup):
-        matched, rest = exc.split(ConnectionFailure)
+        matched, rest = exc.split(kinds)
         if matched is not None and rest is None:
-            return _first_leaf(matched)
+            leaf = _first_leaf(matched)
+            assert isinstance(leaf, Exception)  # split kept only the kinds above
+            return leaf
     return None
 
 

@@ -74,7 +74,13 @@ from achannels.layers._names import (
     require_valid_group_name,
     require_valid_message,
 )
-from achannels.layers._redis_client import Client, ConnectionFailure, describe_host, open_client
+from achannels.layers._redis_client import (
+    Client,
+    ConnectionFailure,
+    connection_failure,
+    describe_host,
+    open_client,
+)
 from achannels.layers._redis_wire import (
     HostConfig,
     Serializer,
@@ -95,7 +101,7 @@ _GROUP_INFIX: Final = "__group__"
 _BACKOFF_MIN: Final = 0.05
 _BACKOFF_MAX: Final = 2.0
 _WITHDRAW_WAIT: Final = 1.0  # bounds the shielded unsubscribe of a cleanup
-_FAILURES: Final[tuple[type[Exception], ...]] = (*ConnectionFailure, ChannelLayerUnavailable)
+_UNAVAILABLE: Final = (ChannelLayerUnavailable,)
 _GONE: Final[tuple[type[Exception], ...]] = (
     *ConnectionFailure, anyio.ClosedResourceError, anyio.BrokenResourceError,
 )  # fmt: skip
@@ -371,7 +377,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
                 async with open_client(self.hosts[index]) as client:
                     yield client
         except Exception as exc:
-            failure = _failure_in(exc)
+            failure = connection_failure(exc, also=_UNAVAILABLE)
             if failure is None:
                 raise
             self._raise_unavailable(failure, index)
@@ -582,7 +588,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         except BaseException as exc:
             undo()
             await self._withdraw(owner, [name])
-            failure = _failure_in(exc) if isinstance(exc, Exception) else None
+            failure = connection_failure(exc, also=_UNAVAILABLE)
             if failure is None:
                 raise
             self._raise_unavailable(failure, index)
@@ -621,7 +627,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         try:
             await pubsub.unsubscribe(*names)
         except Exception as exc:
-            if _failure_in(exc) is None:
+            if connection_failure(exc, also=_UNAVAILABLE) is None:
                 raise
             self._counts["errors"] += 1
 
@@ -685,7 +691,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         # Text only: a log record keeping ``exc`` would keep the failed connection alive.
         shard.last_error = repr(exc)
         where = describe_host(self.hosts[shard.index])
-        if _failure_in(exc) is None:  # a bug must not stop this process's deliveries
+        if connection_failure(exc, also=_UNAVAILABLE) is None:  # a bug: log it, go on
             logger.error("pub/sub loop of %s failed; restarting it", where, exc_info=exc)
         else:
             logger.warning("pub/sub of %s lost its connection (%s)", where, shard.last_error)
@@ -847,7 +853,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
                     for listener in listeners.values():
                         listener.stop.cancel()
         except Exception as exc:
-            failure = _failure_in(exc)
+            failure = connection_failure(exc, also=_UNAVAILABLE)
             if failure is None:
                 raise
             self._raise_unavailable(failure, self._shard_of(channel))
@@ -936,19 +942,6 @@ def _leaves(exc: BaseException) -> Iterator[BaseException]:
             yield from _leaves(inner)
     else:
         yield exc
-
-
-def _failure_in(exc: Exception) -> Exception | None:
-    """Return the connection failure ``exc`` is, or that every exception it groups is.
-
-    coredis raises a lost connection from its task groups, inside exception groups.
-    """
-    first: Exception | None = None
-    for leaf in _leaves(exc):
-        if not isinstance(leaf, _FAILURES):
-            return None
-        first = first or leaf
-    return first
 
 
 def _backoff(failures: int) -> float:

@@ -663,7 +663,7 @@ class RedisChannelLayer(BaseChannelLayer):
                     logger.warning("receive loop for %s on shard %d reconnected", key, index)
                 await self._pop_into_buffers(client, index, key, want)
             except Exception as exc:  # even a bug must not stop this process's deliveries
-                if not isinstance(exc, ChannelLayerUnavailable) and not connection_failure(exc):
+                if connection_failure(exc, also=(ChannelLayerUnavailable,)) is None:
                     logger.exception("receive loop for %s failed", key)
                 backoff = await self._back_off(owner, backoff, key, index, exc)
 
