@@ -19,8 +19,9 @@ import anyio
 import anyio.lowlevel
 from anyio.abc import TaskGroup, TaskStatus
 
-from ._asgi import Receive, Scope, Send, raise_app_errors
+from ._asgi import Message, Receive, Scope, Send, raise_app_errors
 from ._layer_client import LayerClient
+from ._outcome import Blame, Outcome, outcome_for
 from ._receiver import Receiver
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ class Connections:
         it is cancelled and its shielded cleanup gets up to ``cleanup_timeout`` more.
         """
         for connection in list(self.live):
-            if not connection._ending:  # one already ending needs no close frame
+            if not connection.ending:  # one already ending needs no close frame
                 connection.request_close(code)
         with anyio.move_on_after(grace):
             await self.wait_idle()
@@ -132,7 +133,6 @@ class ConnectionSettings:
     watch_after: float = 0.1
     max_buffered: int = 64
     cleanup_timeout: float = 5.0
-    layer: ChannelLayer | None = None
 
 
 class Connection(LayerClient):
@@ -146,6 +146,7 @@ class Connection(LayerClient):
         *,
         connections: Connections,
         settings: ConnectionSettings,
+        layer: ChannelLayer | None = None,
         path_params: dict[str, Any] | None = None,
     ) -> None:
         self.scope = scope
@@ -157,14 +158,42 @@ class Connection(LayerClient):
         )
         self._connections = connections
         self._settings = settings
-        self._layer = settings.layer
+        self._layer = layer
         self._task_group: TaskGroup | None = None
         self._consumer_scope = anyio.CancelScope()
         self._error: Exception | None = None
         self._server_error: Exception | None = None
-        #: Set once the consumer has finished and the connection is cleaning up.
         self._ending = False
+        #: Cancelled from outside (the server, an enclosing task group), not by us.
+        self._abandoned = False
         self._cleanups: list[Callable[[], Awaitable[None]]] = []
+
+    @property
+    def ending(self) -> bool:
+        """Whether the consumer has finished and the connection is cleaning up."""
+        return self._ending
+
+    # -- the ASGI message path (class consumers use it directly) ------------------------
+
+    async def receive_message(self) -> Message:
+        """Return the next ASGI message from the client (or the worker). A checkpoint."""
+        return await self._receiver.receive()
+
+    async def send_message(self, message: Message) -> None:
+        """Pass an ASGI message to the server. A checkpoint."""
+        await self._send(message)
+
+    @property
+    def exchange_over(self) -> bool:
+        """Whether the exchange with the client is complete (response sent, socket closed)."""
+        return False
+
+    def disconnect_message(self) -> Message:
+        """The client's disconnect message if it was read, else one that says it ended.
+
+        For a scope without a client (a layer channel) there is none: an empty dict.
+        """
+        return self._receiver.end_message or {}
 
     # -- tasks owned by the connection ------------------------------------------
 
@@ -267,8 +296,20 @@ class Connection(LayerClient):
     def _client_left(self) -> None:
         self._consumer_scope.cancel()
 
-    async def _finish(self) -> None:
-        """Send what ends the connection for the client (close frame, 500...)."""
+    def _settle(self) -> Outcome:
+        """Decide what the client sees for how the consumer ended; log a server error.
+
+        Synchronous and without I/O: connections note here what they will send (a
+        close frame, an error response) so that nothing sent meanwhile - by cleanup
+        handlers - overtakes it. :meth:`_tell_client` sends it once cleanups ran.
+        """
+        outcome = outcome_for(self._error)
+        if outcome.blame is Blame.SERVER and self._error is not None:
+            self._log_error(self._error)
+        return outcome
+
+    async def _tell_client(self) -> None:
+        """Send what :meth:`_settle` decided (nothing for a scope without a client)."""
 
     async def _run_cleanups(self) -> None:
         while self._cleanups:
@@ -315,19 +356,11 @@ async def run_connection(connection: Connection, consumer: Callable[[], Awaitabl
                         await consumer()
                     except Exception as exc:
                         connection.fail(exc)
+            except anyio.get_cancelled_exc_class():
+                connection._abandoned = True
+                raise
             finally:
-                connection._ending = True
-                timeout = connection._settings.cleanup_timeout
-                with anyio.move_on_after(timeout, shield=True) as cleanup:
-                    await connection._finish()
-                    await connection._run_cleanups()
-                if cleanup.cancelled_caught:
-                    logger.warning(
-                        "cleanup of %s %r did not finish within %s s; abandoned",
-                        connection.scope.get("type"),
-                        connection.scope.get("path", connection.scope.get("channel")),
-                        timeout,
-                    )
+                await _end(connection)
                 task_group.cancel_scope.cancel()
     finally:
         connection._task_group = None
@@ -339,6 +372,33 @@ async def run_connection(connection: Connection, consumer: Callable[[], Awaitabl
 
 
 _CLIENT_SCOPES = frozenset({"websocket", "http"})
+
+
+async def _end(connection: Connection) -> None:
+    """Settle, clean up, then tell the client; shielded, each step bounded.
+
+    Group memberships are left (and a class consumer's disconnect handler has run)
+    before the close frame or error response goes out, so a client - or a test -
+    that has seen the close finds the connection out of its groups, on either backend.
+    """
+    connection._ending = True
+    outcome = connection._settle()
+    timeout = connection._settings.cleanup_timeout
+    with anyio.move_on_after(timeout, shield=True) as cleanup:
+        await connection._run_cleanups()
+    if cleanup.cancelled_caught:
+        logger.warning(
+            "cleanup of %s %r did not finish within %s s; abandoned",
+            connection.scope.get("type"),
+            connection.scope.get("path", connection.scope.get("channel")),
+            timeout,
+        )
+    with anyio.move_on_after(timeout, shield=True):
+        try:
+            await connection._tell_client()
+        except Exception as exc:  # the transport may already be gone
+            logger.debug("could not tell the client of %r how it ended (%s): %r",
+                         connection.scope.get("path"), outcome, exc)  # fmt: skip
 
 
 async def _watch(connection: Connection) -> None:

@@ -1,28 +1,33 @@
-"""Run a Channels-style class consumer on the per-connection runtime.
+"""Drive a Channels-style class consumer on the per-connection runtime.
 
-The consumer reads client messages straight from ASGI ``receive`` (through the
-connection's shared reader) and, when it has a layer channel, layer messages from a
-reader task the connection owns. Dispatch stays one message at a time, as Channels
-does it, through a gate that costs two attribute writes when nobody else is
-dispatching. When the connection ends for any reason, the consumer's disconnect
-handler runs (shielded, bounded) with the client's disconnect message or, if the
-client never sent one, a synthesised one: groups are left and ``disconnect()`` runs
-even after an error, a cancellation or a server shutdown. A layer handler busy at that
-point is cancelled first, so the disconnect neither waits behind it nor runs beside it.
+The consumer runs on the very connection objects function consumers get: it reads
+client messages through the connection's ``receive_message()`` (straight from ASGI
+``receive``, through the shared reader) and sends through ``send_message()``, so the
+WebSocket state machine, the size limit and the error-to-close-code table apply to
+both styles alike. When it has a layer channel, layer messages come from a reader
+task the connection owns. Dispatch stays one message at a time, as Channels does it,
+through a gate that costs two attribute writes when nobody else is dispatching.
+When the connection ends for any reason, the consumer's disconnect handler runs
+(shielded, bounded, as a connection cleanup - before the close frame goes out) with
+the client's disconnect message or, if the client never sent one, a synthesised
+one: groups are left and ``disconnect()`` runs even after an error, a cancellation
+or a server shutdown. A layer handler busy at that point is cancelled first, so the
+disconnect neither waits behind it nor runs beside it.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable
 
 import anyio
 
-from ._asgi import Message, Scope
-from ._connection import Connection, logger
-from .exceptions import InvalidMessage, MessageTooLarge, StopConsumer
+from ._asgi import Message
+from ._connection import Connection
+from .exceptions import StopConsumer
 
-__all__ = ["ConsumerConnection", "DispatchGate"]
+__all__ = ["ConsumerDriver", "DispatchGate"]
 
 Dispatch = Callable[[Message], Awaitable[None]]
 LayerReceive = Callable[[], Awaitable[Message]]
@@ -77,40 +82,24 @@ class DispatchGate:
             self._busy = False
 
 
-class ConsumerConnection(Connection):
-    """A connection driven by a class consumer's ``dispatch``; tracks what was sent."""
+class ConsumerDriver:
+    """Feed a class consumer's ``dispatch`` from a connection, one message at a time.
 
-    _accepted = False
-    _closed = False
-    _started = False
-    _responded = False
-    _disconnect_dispatched = False
-    #: The code a failed WebSocket closes with: 1011, or a client error's (1007...).
-    _failure_code = 1011
-    _dispatch: Dispatch
-    _gate: DispatchGate
-    _layer_scope: anyio.CancelScope
+    The connection is the same object function consumers get (a ``WebSocket``, a
+    ``Request``, or a plain ``Connection`` for a layer channel's scope): its state
+    machine, limits and ending apply to class consumers unchanged. The driver adds
+    only what Channels' dispatch model needs: the gate, the layer reader, and the
+    disconnect handler run whatever ended the connection.
+    """
 
-    async def send(self, message: Message) -> None:
-        """Pass ``message`` to the server, noting accept/close/response start."""
-        kind = message["type"]
-        if self._closed and hasattr(self, "_shutdown_code") and kind.startswith("websocket."):
-            # The server closed the socket for shutdown: a layer event or a handler
-            # still running may send, but nobody can receive it any more.
-            if kind == "websocket.send":
-                self._connections.sends_after_close += 1
-                logger.debug("dropped a frame sent after the shutdown close of %r",
-                             self.scope.get("path"))  # fmt: skip
-            return
-        if kind == "websocket.accept":
-            self._accepted = True
-        elif kind == "websocket.close" or kind == "websocket.http.response.start":
-            self._closed = True
-        elif kind == "http.response.start":
-            self._started = True
-        elif kind == "http.response.body" and not message.get("more_body", False):
-            self._responded = True
-        await self._send(message)
+    __slots__ = ("_connection", "_disconnect_dispatched", "_dispatch", "_gate", "_layer_scope")
+
+    def __init__(self, connection: Connection, dispatch: Dispatch) -> None:
+        self._connection = connection
+        self._dispatch = dispatch
+        self._gate = DispatchGate()
+        self._layer_scope = anyio.CancelScope()
+        self._disconnect_dispatched = False
 
     def may_skip(self, message: Message) -> bool:
         """Whether a consumer with no handler for ``message`` may let it pass.
@@ -121,20 +110,20 @@ class ConsumerConnection(Connection):
         consumer that handles only ``http.request`` then ends quietly instead of
         failing, and one the client leaves mid-exchange still fails as in Channels.
         """
-        return message["type"] in _DISCONNECTS and (self._responded or self._closed or self._ending)
+        connection = self._connection
+        return message["type"] in _DISCONNECTS and (connection.exchange_over or connection.ending)
 
-    async def serve(
-        self, dispatch: Dispatch, layer_receive: Callable[[], Awaitable[Message]] | None
-    ) -> None:
+    async def serve(self, layer_receive: LayerReceive | None) -> None:
         """Dispatch client (and layer) messages until the consumer stops."""
-        self._dispatch = dispatch
-        gate = self._gate = DispatchGate()
-        self._layer_scope = anyio.CancelScope()
+        connection = self._connection
         if layer_receive is not None:
-            self.start_soon(self._layer_loop, gate, layer_receive)
+            connection.start_soon(self._layer_loop, layer_receive)
+        if connection.scope.get("type") in ("websocket", "http"):
+            connection.add_cleanup(self._dispatch_last_disconnect)
+        gate, dispatch = self._gate, self._dispatch
         try:
             while True:
-                message = await self._receiver.receive()
+                message = await connection.receive_message()
                 if message["type"] in _DISCONNECTS:
                     # Nothing can follow a disconnect: stop a busy layer handler (it
                     # would hold the gate), dispatch the disconnect, then end.
@@ -146,93 +135,25 @@ class ConsumerConnection(Connection):
         except StopConsumer:
             return
 
-    async def _layer_loop(
-        self, gate: DispatchGate, receive: Callable[[], Awaitable[Message]]
-    ) -> None:
+    async def _layer_loop(self, receive: LayerReceive) -> None:
         with self._layer_scope:
             try:
                 while True:
-                    await gate.run(self._dispatch, await receive())
+                    await self._gate.run(self._dispatch, await receive())
             except StopConsumer:
-                self.cancel()
+                self._connection.cancel()
 
-    async def _finish(self) -> None:
-        error = self._error
-        if error is not None and not isinstance(error, StopConsumer):
-            self._failure_code = _client_error_code(error, self.scope) or 1011
-            if self._failure_code == 1011:
-                self._log_error(error)
-            else:  # the client's bad input: one line, no traceback, no error counted
-                logger.warning("closing WebSocket %r with %d: %s",
-                               self.scope.get("path"), self._failure_code, error)  # fmt: skip
-            try:
-                await self._send_failure()
-            except Exception as exc:  # the transport may already be gone
-                logger.debug("could not report the failure of %r: %r", self.scope.get("path"), exc)
-        has_client = self.scope.get("type") in ("websocket", "http")
-        if has_client and not self._disconnect_dispatched and hasattr(self, "_dispatch"):
-            self._disconnect_dispatched = True
-            # Through the gate, once a layer handler still running has been cancelled.
-            self._layer_scope.cancel()
-            try:
-                await self._gate.run(self._dispatch, self._disconnect_message())
-            except StopConsumer:
-                pass
-            except Exception:
-                logger.exception("disconnect handler of %r failed", self.scope.get("path"))
+    async def _dispatch_last_disconnect(self) -> None:
+        """A cleanup: dispatch the disconnect the consumer has not seen yet, if any.
 
-    async def _send_failure(self) -> None:
-        kind = self.scope.get("type")
-        if kind == "websocket":
-            if self._accepted and not self._closed:
-                await self.send(
-                    {"type": "websocket.close", "code": self._failure_code, "reason": ""}
-                )
-            elif not self._accepted and not self._closed:
-                if "websocket.http.response" in (self.scope.get("extensions") or {}):
-                    start = {"type": "websocket.http.response.start", "status": 500, "headers": []}
-                    await self.send(start)
-                    await self.send({"type": "websocket.http.response.body", "body": b""})
-                else:
-                    await self.send({"type": "websocket.close", "code": 1011, "reason": ""})
-        elif kind == "http" and not self._started:
-            headers = [(b"content-type", b"text/plain; charset=utf-8")]
-            await self.send({"type": "http.response.start", "status": 500, "headers": headers})
-            await self.send({"type": "http.response.body", "body": b"Internal Server Error"})
-
-    def _disconnect_message(self) -> Message:
-        """The client's disconnect message if it was read, else a synthesised one."""
-        buffered = [m for m in self._receiver._buffer if m["type"] in _DISCONNECTS]
-        if buffered:
-            return buffered[-1]
-        if self.scope.get("type") == "http":
-            return {"type": "http.disconnect"}
-        return {"type": "websocket.disconnect", "code": self._close_code_for_end()}
-
-    def _close_code_for_end(self) -> int:
-        if self._server_error is not None or self._failure_code != 1011:
-            return self._failure_code
-        return getattr(self, "_shutdown_code", 1006)
-
-    def request_close(self, code: int) -> None:
-        """Server shutdown: close the socket with ``code``, then end the consumer."""
-        self._shutdown_code = code
-        if self.scope.get("type") == "websocket" and self._accepted and not self._closed:
-            self.start_soon(self._close_for_shutdown, code)
-        else:
-            self.cancel()
-
-    async def _close_for_shutdown(self, code: int) -> None:
-        await self.send({"type": "websocket.close", "code": code, "reason": ""})
-
-
-def _client_error_code(error: Exception, scope: Scope) -> int | None:
-    """The WebSocket close code for a client's bad input (as the native path), else None."""
-    if scope.get("type") != "websocket":
-        return None
-    if isinstance(error, InvalidMessage):
-        return error.close_code
-    return 1009 if isinstance(error, MessageTooLarge) else None
+        Through the gate, once a layer handler still running has been cancelled.
+        """
+        if self._disconnect_dispatched:
+            return
+        self._disconnect_dispatched = True
+        self._layer_scope.cancel()
+        with contextlib.suppress(StopConsumer):
+            await self._gate.run(self._dispatch, self._connection.disconnect_message())
 
 
 _DISCONNECTS = frozenset({"websocket.disconnect", "http.disconnect"})

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator, Mapping
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
 
 from ._asgi import Message
 from ._connection import Connection, logger
-from ._responses import PlainTextResponse
+from ._outcome import Blame, Outcome
+from ._responses import PlainTextResponse, Response
 from .exceptions import HTTPException, RequestAborted
 
 __all__ = ["Headers", "Request"]
@@ -99,7 +99,7 @@ class Request(Connection):
             return
         size = 0
         while True:
-            message = await self._receiver.receive()
+            message = await self.receive_message()
             if message["type"] == "http.disconnect":
                 raise RequestAborted("the client went away before the request body was read")
             chunk: bytes = message.get("body", b"")
@@ -134,31 +134,43 @@ class Request(Connection):
     # -- the response ------------------------------------------------------------------
 
     _started = False
+    _complete = False
 
-    async def _send_tracked(self, message: Message) -> None:
-        if message["type"] == "http.response.start":
+    async def send_message(self, message: Message) -> None:
+        """Send an ASGI ``http.response.*`` message, noting how far the response got."""
+        kind = message["type"]
+        if kind == "http.response.start":
             self._started = True
+        elif kind == "http.response.body" and not message.get("more_body", False):
+            self._complete = True
         await self._send(message)
+
+    @property
+    def exchange_over(self) -> bool:
+        """Whether the whole response has been sent."""
+        return self._complete
+
+    def disconnect_message(self) -> Message:
+        """The client's ``http.disconnect``, read or synthesised."""
+        return self._receiver.end_message or {"type": "http.disconnect"}
 
     def request_close(self, code: int) -> None:
         """On server shutdown end a response that is streaming; let others finish."""
         if self._started:
             self.cancel()
 
-    async def _finish(self) -> None:
-        error = self._error
-        if isinstance(error, RequestAborted) or self._receiver.ended:
-            return
-        if error is None:
-            status, detail = 503, "The server is shutting down."
-        elif isinstance(error, HTTPException):
-            status, detail = error.status_code, error.detail
-        else:
-            self._log_error(error)
-            status, detail = 500, "Internal Server Error"
-        if self._started:
-            return
-        try:
-            await PlainTextResponse(detail or HTTPStatus(status).phrase, status)(self._send)
-        except Exception as exc:  # the transport may already be gone
-            logger.debug("could not send the %d for %r: %r", status, self.path, exc)
+    _farewell: Response | None = None
+
+    def _settle(self) -> Outcome:
+        outcome = super()._settle()
+        if outcome.blame is Blame.CLIENT:
+            logger.info("answering %s %r with %d: %s",
+                        self.method, self.path, outcome.status, outcome.detail)  # fmt: skip
+        gone = outcome.blame is Blame.GONE or self._receiver.ended
+        if not (gone or self._started):
+            self._farewell = PlainTextResponse(outcome.detail, outcome.status)
+        return outcome
+
+    async def _tell_client(self) -> None:
+        if self._farewell is not None:
+            await self._farewell(self.send_message)

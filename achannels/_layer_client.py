@@ -65,11 +65,26 @@ class LayerClient:
         Messages sent to it (directly or through a group) reach the handlers
         registered with :meth:`on`, or :meth:`receive_event`.
         """
-        if self._channel_name is None:
-            self._channel_name = await self.channel_layer.new_channel()
-            self.add_cleanup(self._release_channel)  # runs after the groups are left
+        channel = self._channel_name
+        if channel is None:
+            channel = await self.channel_layer.new_channel()
+            self.adopt_channel(channel)
             self._start_reader()
-        return self._channel_name
+        return channel
+
+    def adopt_channel(self, name: str) -> None:
+        """Make ``name`` (from the layer's ``new_channel()``) this connection's channel.
+
+        Its messages are released when the connection ends, after the groups are left.
+        For a class consumer, which reads its channel itself.
+
+        Raises:
+            RuntimeError: the connection already has a channel.
+        """
+        if self._channel_name is not None:
+            raise RuntimeError(f"this connection already has channel {self._channel_name!r}")
+        self._channel_name = name
+        self.add_cleanup(self._release_channel)
 
     async def group_add(self, group: str) -> None:
         """Join ``group``; the membership ends when the connection ends. A checkpoint."""
@@ -77,8 +92,10 @@ class LayerClient:
         if self._groups is None:
             self._groups = set()
             self.add_cleanup(self._leave_groups)
-        await self.channel_layer.group_add(group, channel)
+        # Recorded first: a cancellation during the layer call (a real window on a
+        # networked layer) must still leave a membership that cleanup removes.
         self._groups.add(group)
+        await self.channel_layer.group_add(group, channel)
 
     async def group_discard(self, group: str) -> None:
         """Leave ``group`` (nothing happens if this connection is not a member)."""

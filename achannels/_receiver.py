@@ -39,7 +39,7 @@ class Receiver:
         "_room",
         "_watch_after",
         "_watcher_reading",
-        "ended",
+        "end_message",
         "watcher_wakeups",
     )
 
@@ -56,8 +56,9 @@ class Receiver:
         self._left: anyio.Event | None = None
         self._arrived: anyio.Event | None = None
         self._room: anyio.Event | None = None
-        #: True once a disconnect message has been read; nothing is read after it.
-        self.ended = False
+        #: The client's disconnect message once either reader has read it; nothing is
+        #: read after it.
+        self.end_message: Message | None = None
         #: How often the watcher looked; bounded by time, not by traffic.
         self.watcher_wakeups = 0
 
@@ -86,7 +87,7 @@ class Receiver:
                 return self._take()
             message = await self._receive()
             if message["type"] in _END_TYPES:
-                self.ended = True
+                self.end_message = message
             return message
         finally:
             self._in_call = False
@@ -94,6 +95,11 @@ class Receiver:
             if self._left is not None:
                 self._left.set()
                 self._left = None
+
+    @property
+    def ended(self) -> bool:
+        """Whether the client's disconnect message has been read."""
+        return self.end_message is not None
 
     def _take(self) -> Message:
         message = self._buffer.popleft()
@@ -134,9 +140,9 @@ class Receiver:
             self._watcher_reading = False
         self._buffer.append(message)
         if message["type"] in _END_TYPES:
-            self.ended = True
+            self.end_message = message
         if self._arrived is not None:
             self._arrived.set()
             self._arrived = None
-        elif self.ended:
+        elif self.end_message is not None:
             on_disconnect()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -11,12 +12,12 @@ import anyio
 from anyio.abc import TaskStatus
 
 from ._asgi import Receive, Scope, Send
+from ._channel_workers import ChannelWorker, WorkerHandler, serve_channel_workers
 from ._connection import Connections, ConnectionSettings, RuntimeStatistics, run_connection
 from ._http import Request
 from ._paths import PathPattern, compile_path
 from ._responses import PlainTextResponse, Response
 from ._websocket import WebSocket
-from ._workers import ChannelWorker, WorkerHandler, run_workers
 from .exceptions import InvalidChannelLayerError
 from .layers import ChannelLayer
 from .layers._names import require_valid_channel_name
@@ -96,7 +97,6 @@ class Router:
             watch_after=disconnect_check,
             max_buffered=receive_buffer,
             cleanup_timeout=cleanup_timeout,
-            layer=layer,
         )
         self._connections = Connections()
         self._websocket_routes: list[_Route] = []
@@ -157,7 +157,7 @@ class Router:
         """The layer channels that have a ``@router.channel`` worker."""
         return list(self._workers)
 
-    async def run_workers(
+    async def serve_workers(
         self,
         channels: Iterable[str] | None = None,
         *,
@@ -178,7 +178,19 @@ class Router:
         if unknown:
             raise ValueError(f"no worker for channel(s) {unknown}; known: {self.channel_names}")
         workers = [self._workers[name] for name in names]
-        await run_workers(self.layer, workers, self._connections, task_status=task_status)
+        await serve_channel_workers(self.layer, workers, self._connections, task_status=task_status)
+
+    async def run_workers(
+        self,
+        channels: Iterable[str] | None = None,
+        *,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Deprecated name of :meth:`serve_workers` (it read as the ``run_workers=`` flag)."""
+        warnings.warn(
+            "Router.run_workers() is now Router.serve_workers()", DeprecationWarning, stacklevel=2
+        )
+        await self.serve_workers(channels, task_status=task_status)
 
     def on_startup(self, hook: K) -> K:
         """Run ``await hook()`` at lifespan startup, in registration order."""
@@ -250,9 +262,10 @@ class Router:
             send,
             connections=self._connections,
             settings=self._settings,
+            layer=self.layer,
             path_params=params,
+            max_message_size=self.max_message_size,
         )
-        ws._setup(self.max_message_size)
         first = await receive()
         if first["type"] != "websocket.connect":
             raise ValueError(f"expected websocket.connect, got {first['type']!r}")
@@ -287,6 +300,7 @@ class Router:
             send,
             connections=self._connections,
             settings=self._settings,
+            layer=self.layer,
             path_params=params,
         )
         request.max_body_size = self.max_body_size
@@ -300,10 +314,10 @@ class Router:
                 )
             if method == "HEAD":
                 start = {"status": response.status, "headers": response.headers}
-                await request._send_tracked({"type": "http.response.start", **start})
-                await request._send_tracked({"type": "http.response.body", "body": b""})
+                await request.send_message({"type": "http.response.start", **start})
+                await request.send_message({"type": "http.response.body", "body": b""})
             else:
-                await response(request._send_tracked)
+                await response(request.send_message)
 
         await run_connection(request, respond)
 
@@ -311,7 +325,7 @@ class Router:
         message = await receive()
         if message["type"] != "lifespan.startup":
             raise ValueError(f"expected lifespan.startup, got {message['type']!r}")
-        failed = await self._run_hooks(self._startup, "startup")
+        failed = await self.run_startup_hooks()
         if failed is not None:
             await send({"type": "lifespan.startup.failed", "message": failed})
             return
@@ -323,18 +337,30 @@ class Router:
         # The app's lifespan owns the layer's background work (Redis pools, receive loops).
         async with own_layer(self.layer), anyio.create_task_group() as task_group:
             if self._workers and self.run_workers_in_process:
-                await task_group.start(self.run_workers)
+                await task_group.start(self.serve_workers)
             await send({"type": "lifespan.startup.complete"})
             message = await receive()
             if message["type"] != "lifespan.shutdown":
                 raise ValueError(f"expected lifespan.shutdown, got {message['type']!r}")
             await self.aclose_connections()
             task_group.cancel_scope.cancel()
-        failed = await self._run_hooks(self._shutdown, "shutdown", stop_on_error=False)
+        failed = await self.run_shutdown_hooks()
         if failed is not None:
             await send({"type": "lifespan.shutdown.failed", "message": failed})
         else:
             await send({"type": "lifespan.shutdown.complete"})
+
+    async def run_startup_hooks(self) -> str | None:
+        """Run the ``on_startup`` hooks in order, as lifespan startup does.
+
+        Stops at the first that raises (logged); returns its description, else ``None``.
+        For hosts that run the router without a lifespan (``python -m achannels worker``).
+        """
+        return await self._run_hooks(self._startup, "startup")
+
+    async def run_shutdown_hooks(self) -> str | None:
+        """Run every ``on_shutdown`` hook, as lifespan shutdown does; return the first failure."""
+        return await self._run_hooks(self._shutdown, "shutdown", stop_on_error=False)
 
     @staticmethod
     async def _run_hooks(

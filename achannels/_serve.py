@@ -346,12 +346,12 @@ def run_worker(
 
 async def _run_worker(router: Router, channels: list[str] | None, worker_class: str) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        failed = await router._run_hooks(router._startup, "startup")
+        failed = await router.run_startup_hooks()
         if failed is not None:
             raise RuntimeError(failed)
         try:
             async with own_layer(router.layer), anyio.create_task_group() as task_group:
-                await task_group.start(router.run_workers, channels)
+                await task_group.start(router.serve_workers, channels)
                 logging.getLogger("achannels.worker").info(
                     "Serving channel(s) %s on %s with %s (CTRL + C to quit)",
                     ", ".join(channels or router.channel_names),
@@ -363,4 +363,4 @@ async def _run_worker(router: Router, channels: list[str] | None, worker_class: 
                 task_group.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
-                await router._run_hooks(router._shutdown, "shutdown", stop_on_error=False)
+                await router.run_shutdown_hooks()

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
-from ._connection import Connection, logger
+from ._asgi import Message, Receive, Scope, Send
+from ._connection import Connection, Connections, ConnectionSettings, logger
+from ._outcome import MAX_REASON_BYTES, Blame, Outcome
 from ._wsstate import WebSocketState, WebSocketStateMachine
 from .exceptions import InvalidMessage, MessageTooLarge, WebSocketDisconnect
+
+if TYPE_CHECKING:
+    from .layers import ChannelLayer
 
 __all__ = ["WebSocket"]
 
 _DENIAL_EXTENSION = "websocket.http.response"
+_ENDED_HERE = frozenset({WebSocketState.CLOSED, WebSocketState.DENIED})
 T = TypeVar("T")
 HeaderPairs = Iterable[tuple[str | bytes, str | bytes]]
 
@@ -27,17 +33,6 @@ def _encode_headers(headers: HeaderPairs) -> list[tuple[bytes, bytes]]:
         )
         for name, value in headers
     ]
-
-
-_MAX_REASON_BYTES = 123  # what a close frame's payload leaves for the reason
-
-
-def _fit_reason(reason: str) -> str:
-    """Cut ``reason`` to at most 123 UTF-8 bytes without splitting a character."""
-    encoded = reason.encode("utf-8")
-    if len(encoded) <= _MAX_REASON_BYTES:
-        return reason
-    return encoded[:_MAX_REASON_BYTES].decode("utf-8", "ignore")
 
 
 class _Frames(AsyncIterator[T]):
@@ -67,12 +62,35 @@ class WebSocket(Connection):
     and are cancelled when it ends.
     """
 
+    #: The largest frame accepted from the client (characters or bytes); 1 MiB.
     max_message_size: int = 1 << 20
-    _state: WebSocketStateMachine
 
-    def _setup(self, max_message_size: int) -> None:
+    def __init__(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        *,
+        connections: Connections,
+        settings: ConnectionSettings,
+        layer: ChannelLayer | None = None,
+        path_params: dict[str, Any] | None = None,
+        max_message_size: int | None = None,
+    ) -> None:
+        super().__init__(
+            scope,
+            receive,
+            send,
+            connections=connections,
+            settings=settings,
+            layer=layer,
+            path_params=path_params,
+        )
         self._state = WebSocketStateMachine()
-        self.max_message_size = max_message_size
+        if max_message_size is not None:
+            self.max_message_size = max_message_size
+        #: What the runtime sends when the consumer has ended (see ``_settle``).
+        self._farewell: list[Message] = []
 
     # -- the handshake ----------------------------------------------------------------
 
@@ -145,8 +163,8 @@ class WebSocket(Connection):
         Raises:
             ValueError: ``reason`` is over the 123 UTF-8 bytes a close frame can carry.
         """
-        if len(reason.encode("utf-8")) > _MAX_REASON_BYTES:
-            raise ValueError(f"close reason over {_MAX_REASON_BYTES} UTF-8 bytes: {reason!r}")
+        if len(reason.encode("utf-8")) > MAX_REASON_BYTES:
+            raise ValueError(f"close reason over {MAX_REASON_BYTES} UTF-8 bytes: {reason!r}")
         if self._state.close(code, reason):
             await self._send({"type": "websocket.close", "code": code, "reason": reason})
 
@@ -161,13 +179,13 @@ class WebSocket(Connection):
             WebSocketDisconnect: after the client left.
         """
         if self._state.state is not WebSocketState.OPEN:
-            raise self._state.not_open("send")
+            return self._not_sendable()
         await self._send({"type": "websocket.send", "text": data})
 
     async def send_bytes(self, data: bytes) -> None:
         """Send a binary frame; raises like :meth:`send_text`."""
         if self._state.state is not WebSocketState.OPEN:
-            raise self._state.not_open("send")
+            return self._not_sendable()
         await self._send({"type": "websocket.send", "bytes": data})
 
     async def send_json(self, data: Any) -> None:
@@ -186,21 +204,16 @@ class WebSocket(Connection):
         """
         if self._state.state is not WebSocketState.OPEN:
             raise self._state.not_open("receive")
-        message = await self._receiver.receive()
-        if message["type"] == "websocket.receive":
-            data: str | bytes | None = message.get("text")
-            if data is None:
-                data = message.get("bytes") or b""
-            if len(data) > self.max_message_size:
-                raise MessageTooLarge(
-                    f"a {len(data)}-byte frame is over the {self.max_message_size}-byte limit"
-                )
-            return data
-        if message["type"] == "websocket.disconnect":
-            raise self._state.disconnected(
+        message = await self.receive_message()
+        kind = message["type"]
+        if kind == "websocket.receive":
+            text: str | None = message.get("text")
+            return text if text is not None else message.get("bytes") or b""
+        if kind == "websocket.disconnect":
+            raise WebSocketDisconnect(
                 message.get("code", 1005) or 1005, message.get("reason") or ""
             )
-        raise InvalidMessage(f"unexpected ASGI message {message['type']!r}", close_code=1011)
+        raise InvalidMessage(f"unexpected ASGI message {kind!r}", close_code=1011)
 
     async def receive_text(self) -> str:
         """Return the next text frame; a binary frame raises :class:`InvalidMessage` (1003)."""
@@ -256,32 +269,117 @@ class WebSocket(Connection):
     def _iterate(receive: Callable[[], Awaitable[T]]) -> AsyncIterator[T]:
         return _Frames(receive)
 
+    # -- the ASGI message path, shared with class consumers -----------------------------
+
+    async def receive_message(self) -> Message:
+        """Return the next ASGI message from the client, checked and recorded.
+
+        A checkpoint. The connection's state follows a disconnect.
+
+        Raises:
+            MessageTooLarge: a frame is over :attr:`max_message_size`.
+        """
+        message = await self._receiver.receive()
+        kind = message["type"]
+        if kind == "websocket.receive":
+            data = message.get("text")
+            if data is None:
+                data = message.get("bytes") or b""
+            if len(data) > self.max_message_size:
+                raise MessageTooLarge(
+                    f"a {len(data)}-byte frame is over the {self.max_message_size}-byte limit"
+                )
+        elif kind == "websocket.disconnect":
+            self._state.disconnected(message.get("code", 1005) or 1005, message.get("reason") or "")
+        return message
+
+    async def send_message(self, message: Message) -> None:
+        """Send an ASGI ``websocket.*`` message, moving the state machine as it says.
+
+        What a class consumer's ``send`` calls. A second close does nothing; a frame
+        after the server closed the socket (shutdown, failure) is dropped and counted.
+
+        Raises:
+            WebSocketStateError: the message is not allowed in the current state
+                (accepting twice, sending before accept).
+            anyio.ClosedResourceError: a frame after the consumer's own close.
+            WebSocketDisconnect: a frame after the client left.
+        """
+        kind = message["type"]
+        if kind == "websocket.send":
+            if self._state.state is not WebSocketState.OPEN:
+                return self._not_sendable()
+        elif kind == "websocket.accept":
+            self._state.accept()
+        elif kind == "websocket.close":
+            code = message.get("code", 1000)
+            if not self._state.close(1000 if code is None else code, message.get("reason") or ""):
+                return None
+        elif kind == "websocket.http.response.start":
+            self._state.deny()
+        await self._send(message)
+        return None
+
+    def _not_sendable(self) -> None:
+        """Drop a frame after the server's close (counted); raise in any other state."""
+        if self._state.closed_by_server:
+            self._connections.sends_after_close += 1
+            logger.debug("dropped a frame sent after the server closed %r", self.scope.get("path"))
+            return
+        raise self._state.not_open("send")
+
+    @property
+    def exchange_over(self) -> bool:
+        """Whether this side closed (or denied) the socket."""
+        return self._state.state in _ENDED_HERE
+
+    def disconnect_message(self) -> Message:
+        """The client's disconnect message, or one carrying the code the socket closed with."""
+        end = self._receiver.end_message
+        if end is not None:
+            return end
+        code = 1006 if self._abandoned else self._state.close_code or 1006
+        return {"type": "websocket.disconnect", "code": code}
+
     # -- ending -----------------------------------------------------------------------
 
     def request_close(self, code: int) -> None:
         """Close with ``code`` from the connection's own task group (server shutdown)."""
         if self._task_group is not None and self._state.state is WebSocketState.OPEN:
-            self.start_soon(self.close, code)
+            self.start_soon(self._close_for_shutdown, code)
         elif self._state.state is WebSocketState.CONNECTING:
             self.cancel()
 
-    async def _finish(self) -> None:
-        error = self._error
-        if error is None or isinstance(error, WebSocketDisconnect):
-            code, reason = 1000, ""
-        elif isinstance(error, InvalidMessage):
-            code, reason = error.close_code, _fit_reason(str(error))
-            logger.warning("closing WebSocket %r with %d: %s", self.scope.get("path"), code, error)
-        elif isinstance(error, MessageTooLarge):
-            code, reason = 1009, "message too large"
-            logger.warning("closing WebSocket %r with 1009: %s", self.scope.get("path"), error)
-        else:
-            code, reason = 1011, "internal error"
-            self._log_error(error)
-        try:
-            if self._state.state is WebSocketState.CONNECTING and code == 1011:
-                await self.deny(500)
-            else:
-                await self.close(code, reason)
-        except Exception as exc:  # the transport may already be gone
-            logger.debug("could not send the close for %r: %r", self.scope.get("path"), exc)
+    async def _close_for_shutdown(self, code: int) -> None:
+        if self._state.close(code, "", by_server=True):
+            await self._send({"type": "websocket.close", "code": code, "reason": ""})
+
+    def _settle(self) -> Outcome:
+        outcome = super()._settle()
+        end = self._receiver.end_message
+        if end is not None and not self._state.finished:
+            self._state.disconnected(end.get("code", 1005) or 1005, end.get("reason") or "")
+        if outcome.blame is Blame.CLIENT:
+            logger.warning("closing WebSocket %r with %d: %s",
+                           self.scope.get("path"), outcome.close_code, self._error)  # fmt: skip
+        self._farewell = self._farewell_for(outcome)
+        return outcome
+
+    def _farewell_for(self, outcome: Outcome) -> list[Message]:
+        """Move to the end state now; return the messages that tell the client."""
+        state = self._state
+        denied = outcome.blame is not Blame.NONE and state.state is WebSocketState.CONNECTING
+        if denied and _DENIAL_EXTENSION in (self.scope.get("extensions") or {}):
+            state.deny()
+            start = {"type": "websocket.http.response.start", "status": outcome.status}
+            body = outcome.detail.encode("utf-8")
+            return [{**start, "headers": [(b"content-type", b"text/plain; charset=utf-8")]},
+                        {"type": "websocket.http.response.body", "body": body}]  # fmt: skip
+        if state.close(outcome.close_code, outcome.close_reason, by_server=True):
+            code, reason = outcome.close_code, outcome.close_reason
+            return [{"type": "websocket.close", "code": code, "reason": reason}]
+        return []
+
+    async def _tell_client(self) -> None:
+        for message in self._farewell:
+            await self._send(message)

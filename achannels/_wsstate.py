@@ -7,6 +7,9 @@
         |--close()--> CLOSED  '--client leaves--> DISCONNECTED
         |--deny()---> DENIED
         '--client leaves--> DISCONNECTED
+
+A client that leaves after a close or a denial changes nothing: CLOSED and DENIED
+are where the connection ended.
 """
 
 from __future__ import annotations
@@ -33,13 +36,15 @@ class WebSocketState(enum.Enum):
 class WebSocketStateMachine:
     """Check each WebSocket operation against the connection state."""
 
-    __slots__ = ("close_code", "close_reason", "state")
+    __slots__ = ("close_code", "close_reason", "closed_by_server", "state")
 
     def __init__(self) -> None:
         self.state = WebSocketState.CONNECTING
         #: The code and reason of the close, once closed by either side.
         self.close_code: int | None = None
         self.close_reason = ""
+        #: Whether the runtime (shutdown, a failed consumer), not the consumer, closed.
+        self.closed_by_server = False
 
     def accept(self) -> None:
         """Move to OPEN; accepting twice or after a close is an error."""
@@ -55,22 +60,33 @@ class WebSocketStateMachine:
             )
         self.state = WebSocketState.DENIED
 
-    def close(self, code: int, reason: str) -> bool:
+    def close(self, code: int, reason: str, *, by_server: bool = False) -> bool:
         """Move to CLOSED; return whether a close message must be sent.
 
         Closing a connection that is already closed, denied or gone does nothing.
+        ``by_server`` records that the runtime closed it, not the consumer.
         """
         if self.state not in (WebSocketState.CONNECTING, WebSocketState.OPEN):
             return False
         self.state = WebSocketState.CLOSED
         self.close_code, self.close_reason = code, reason
+        self.closed_by_server = by_server
         return True
 
+    @property
+    def finished(self) -> bool:
+        """Whether nothing more can be sent: closed, denied or gone."""
+        return self.state not in (WebSocketState.CONNECTING, WebSocketState.OPEN)
+
     def disconnected(self, code: int, reason: str) -> WebSocketDisconnect:
-        """Record that the client went away; return the exception that reports it."""
-        if self.state is not WebSocketState.CLOSED:
+        """Record that the client went away; return the exception that reports it.
+
+        After this side closed or denied, the client's disconnect only completes that
+        ending: the state (and the close code) stay as they are.
+        """
+        if self.state in (WebSocketState.CONNECTING, WebSocketState.OPEN):
             self.close_code, self.close_reason = code, reason
-        self.state = WebSocketState.DISCONNECTED
+            self.state = WebSocketState.DISCONNECTED
         return WebSocketDisconnect(code, reason)
 
     def not_open(self, operation: str) -> Exception:

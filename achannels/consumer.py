@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from typing import Any, ClassVar
 
 import anyio.from_thread
 
 from ._asgi import ASGIApp, Message, Receive, Scope, Send
-from ._connection import Connections, ConnectionSettings, run_connection
-from ._consumer_runtime import ConsumerConnection
+from ._connection import Connection, Connections, ConnectionSettings, run_connection
+from ._consumer_runtime import ConsumerDriver
+from ._http import Request
+from ._websocket import WebSocket
 from .db import database_sync_to_async
 from .layers import DEFAULT_CHANNEL_LAYER, ChannelLayer, get_channel_layer
 
@@ -45,7 +46,9 @@ class AsyncConsumer:
     """Base class of consumers: dispatch each message to ``<type>`` handler methods.
 
     Class attributes tune the runtime (defaults as for ``Router``):
-    ``disconnect_check``, ``receive_buffer``, ``cleanup_timeout``.
+    ``disconnect_check``, ``receive_buffer``, ``cleanup_timeout`` and
+    ``max_message_size`` (the largest WebSocket frame accepted, characters or bytes;
+    a larger one closes the socket with 1009).
     """
 
     _sync: ClassVar[bool] = False
@@ -53,13 +56,15 @@ class AsyncConsumer:
     disconnect_check: ClassVar[float] = 0.1
     receive_buffer: ClassVar[int] = 64
     cleanup_timeout: ClassVar[float] = 5.0
+    max_message_size: int = WebSocket.max_message_size
 
     scope: Scope
     channel_layer: ChannelLayer | None
     channel_name: str | None
     channel_receive: Callable[[], Awaitable[Message]] | None
     base_send: Callable[[Message], Any]
-    _connection: ConsumerConnection
+    _connection: Connection
+    _driver: ConsumerDriver
 
     def __init__(self, **kwargs: Any) -> None:
         for key, value in kwargs.items():
@@ -75,30 +80,41 @@ class AsyncConsumer:
         self.scope = scope
         if getattr(self, "channel_layer", None) is None:
             self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        settings = ConnectionSettings(
-            watch_after=self.disconnect_check,
-            max_buffered=self.receive_buffer,
-            cleanup_timeout=self.cleanup_timeout,
-            layer=self.channel_layer,
-        )
-        connection = ConsumerConnection(
-            scope, receive, send, connections=connections, settings=replace(settings)
-        )
+        connection = self._open_connection(scope, receive, send, connections)
         self._connection = connection
+        self._driver = ConsumerDriver(connection, self.dispatch)
         self.channel_name = None
         self.channel_receive = None
         if self.channel_layer is not None:
             self.channel_name = await self.channel_layer.new_channel()
             self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
-            connection._channel_name = self.channel_name
-            connection.add_cleanup(connection._release_channel)  # the last cleanup to run
-        self.base_send = self._sync_send if self._sync else connection.send
-        await run_connection(
-            connection, lambda: connection.serve(self.dispatch, self.channel_receive)
+            connection.adopt_channel(self.channel_name)
+        self.base_send = self._sync_send if self._sync else connection.send_message
+        await run_connection(connection, lambda: self._driver.serve(self.channel_receive))
+
+    def _open_connection(
+        self, scope: Scope, receive: Receive, send: Send, connections: Connections
+    ) -> Connection:
+        """The connection object a function consumer would get for this scope."""
+        settings = ConnectionSettings(
+            watch_after=self.disconnect_check,
+            max_buffered=self.receive_buffer,
+            cleanup_timeout=self.cleanup_timeout,
         )
+        kind = scope.get("type")
+        common: dict[str, Any] = {
+            "connections": connections,
+            "settings": settings,
+            "layer": self.channel_layer,
+        }
+        if kind == "websocket":
+            return WebSocket(scope, receive, send, max_message_size=self.max_message_size, **common)
+        if kind == "http":
+            return Request(scope, receive, send, **common)
+        return Connection(scope, receive, send, **common)
 
     def _sync_send(self, message: Message) -> None:
-        anyio.from_thread.run(self._connection.send, message)
+        anyio.from_thread.run(self._connection.send_message, message)
 
     async def dispatch(self, message: Message) -> None:
         """Call the handler method for ``message``'s type.
@@ -118,8 +134,8 @@ class AsyncConsumer:
 
     def _may_skip(self, message: Message) -> bool:
         # A disconnect after the response (or close) was sent needs no handler.
-        connection = getattr(self, "_connection", None)
-        return connection is not None and connection.may_skip(message)
+        driver = getattr(self, "_driver", None)
+        return driver is not None and driver.may_skip(message)
 
     async def send(self, message: Message) -> None:
         """Send an ASGI message to the client."""

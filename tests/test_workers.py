@@ -30,7 +30,7 @@ async def test_worker_handles_messages_in_order_and_survives_errors(
         done.append(message["n"])
 
     async with anyio.create_task_group() as tg:
-        await tg.start(router.run_workers)
+        await tg.start(router.serve_workers)
         for n in range(5):
             await layer.send("thumbnails", {"type": "thumbnail.make", "n": n})
         await wait_until(lambda: router.statistics().worker_messages == 5)
@@ -57,7 +57,7 @@ async def test_concurrent_worker_handles_several_at_once() -> None:
         running -= 1
 
     async with anyio.create_task_group() as tg:
-        await tg.start(router.run_workers)
+        await tg.start(router.serve_workers)
         for n in range(5):
             await layer.send("jobs", {"type": "job", "n": n})
         await wait_until(lambda: running == 3)
@@ -98,14 +98,27 @@ async def test_worker_configuration_errors() -> None:
     async def a(message: dict[str, Any]) -> None: ...
 
     with pytest.raises(InvalidChannelLayerError, match="workers need a channel layer"):
-        await router.run_workers()
+        await router.serve_workers()
     with pytest.raises(ValueError, match="already registered"):
         router.channel("a")
     with pytest.raises(ValueError, match="at least 1"):
         router.channel("b", concurrency=0)
     layered = Router(layer=InMemoryChannelLayer())
     with pytest.raises(ValueError, match=r"no worker for channel\(s\) \['nope'\]"):
-        await layered.run_workers(["nope"])
+        await layered.serve_workers(["nope"])
+
+
+async def test_run_workers_is_a_deprecated_name_of_serve_workers() -> None:
+    router = Router(layer=InMemoryChannelLayer())
+
+    @router.channel("a")
+    async def a(message: dict[str, Any]) -> None: ...
+
+    with (
+        pytest.warns(DeprecationWarning, match="serve_workers"),
+        pytest.raises(ValueError, match="no worker"),
+    ):
+        await router.run_workers(["nope"])
 
 
 async def test_lifespan_startup_fails_when_workers_have_no_layer() -> None:

@@ -77,3 +77,19 @@ def test_operations_outside_open_get_a_clear_error(setup: str, expected: type[Ex
     error = machine.not_open("send")
     assert isinstance(error, expected)
     assert "send" in str(error) or isinstance(error, WebSocketDisconnect)
+
+
+@pytest.mark.parametrize("end", ["close", "deny"])
+def test_a_disconnect_after_this_side_ended_keeps_that_ending(end: str) -> None:
+    machine = WebSocketStateMachine()
+    if end == "close":
+        machine.accept()
+        machine.close(4000, "bye", by_server=True)
+    else:
+        machine.deny()
+    machine.disconnected(1006, "")
+    expected = WebSocketState.CLOSED if end == "close" else WebSocketState.DENIED
+    assert machine.state is expected
+    assert machine.finished
+    assert machine.close_code == (4000 if end == "close" else None)
+    assert machine.closed_by_server is (end == "close")

@@ -41,7 +41,6 @@ from typing import Any
 import anyio.from_thread
 
 from achannels._asgi import Message
-from achannels._websocket import WebSocket
 from achannels.consumer import AsyncConsumer, SyncConsumer
 from achannels.db import aclose_old_connections
 from achannels.exceptions import (
@@ -49,7 +48,6 @@ from achannels.exceptions import (
     DenyConnection,
     InvalidChannelLayerError,
     InvalidMessage,
-    MessageTooLarge,
     StopConsumer,
 )
 from achannels.layers import ChannelLayer
@@ -104,16 +102,12 @@ def _close_message(code: int | bool | None, reason: str | None) -> Message:
     return message
 
 
-def _frame(message: Message, max_size: int) -> dict[str, Any]:
+def _frame(message: Message) -> dict[str, Any]:
     """The ``receive()`` arguments for a ``websocket.receive`` message.
 
-    Raises:
-        MessageTooLarge: the frame is over ``max_size`` (characters or bytes).
+    The frame's size was checked against ``max_message_size`` by the connection.
     """
     text = message.get("text")
-    data = text if text is not None else message.get("bytes") or b""
-    if len(data) > max_size:
-        raise MessageTooLarge(f"a {len(data)}-byte frame is over the {max_size}-byte limit")
     return {"text_data": text} if text is not None else {"bytes_data": message["bytes"]}
 
 
@@ -148,7 +142,6 @@ class WebsocketConsumer(SyncConsumer):
     """
 
     groups: Iterable[str] | None = None
-    max_message_size: int = WebSocket.max_message_size
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -183,12 +176,8 @@ class WebsocketConsumer(SyncConsumer):
         super().send(_accept_message(subprotocol, headers))
 
     def websocket_receive(self, message: Message) -> None:
-        """Pass a frame's text (``None`` counts as absent) or else its bytes to ``receive()``.
-
-        Raises:
-            MessageTooLarge: the frame is over ``max_message_size`` (closes with 1009).
-        """
-        self.receive(**_frame(message, self.max_message_size))
+        """Pass a frame's text (``None`` counts as absent) or else its bytes to ``receive()``."""
+        self.receive(**_frame(message))
 
     def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Called with each frame from the client; does nothing by default."""
@@ -275,7 +264,6 @@ class AsyncWebsocketConsumer(AsyncConsumer):
     """The async ``WebsocketConsumer``: the same methods, as coroutines."""
 
     groups: Iterable[str] | None = None
-    max_message_size: int = WebSocket.max_message_size
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -312,12 +300,8 @@ class AsyncWebsocketConsumer(AsyncConsumer):
         await super().send(_accept_message(subprotocol, headers))
 
     async def websocket_receive(self, message: Message) -> None:
-        """Pass a frame's text (``None`` counts as absent) or else its bytes to ``receive()``.
-
-        Raises:
-            MessageTooLarge: the frame is over ``max_message_size`` (closes with 1009).
-        """
-        await self.receive(**_frame(message, self.max_message_size))
+        """Pass a frame's text (``None`` counts as absent) or else its bytes to ``receive()``."""
+        await self.receive(**_frame(message))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Called with each frame from the client; does nothing by default."""

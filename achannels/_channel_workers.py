@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from ._connection import Connections
     from .layers import ChannelLayer
 
-__all__ = ["ChannelWorker", "run_workers"]
+__all__ = ["ChannelWorker", "serve_channel_workers"]
 
 logger = logging.getLogger("achannels.worker")
 
@@ -30,7 +30,7 @@ class ChannelWorker:
     concurrency: int = 1
 
 
-async def run_workers(
+async def serve_channel_workers(
     layer: ChannelLayer,
     workers: Sequence[ChannelWorker],
     counters: Connections,
