@@ -3,16 +3,24 @@
 Map of the package
 ==================
 
-The native API (re-exported here) sits on private modules, one concept each:
+The native API (re-exported here) sits on private modules, one concept each. One
+runtime serves both consumer styles:
 
 * ``_asgi``: ASGI type aliases. ``_paths``: path patterns and converters (sans-IO).
-  ``_wsstate``: the WebSocket state machine (sans-IO).
-* ``_connection``: the per-connection runtime (task group, owned tasks, shielded
-  cleanup, error -> close code, statistics). ``_receiver``: the disconnect watcher.
-* ``_websocket``, ``_http``, ``_responses``: the connection objects and responses.
-* ``_layer_client``: a connection's view of the channel layer (groups, ``@ws.on``).
-* ``_workers``: ``@router.channel`` workers. ``_router``: ``Router``, the ASGI app.
-* ``_consumer_runtime``: Channels-style class consumers on the same runtime.
+  ``_wsstate``: the WebSocket state machine (sans-IO). ``_outcome``: the one table
+  from the error that ended a consumer to what the client sees - close code and
+  reason, HTTP status - and whether it is logged as a server error (sans-IO).
+* ``_receiver``: the single reader of ASGI ``receive`` and the disconnect watcher.
+* ``_layer_client``: a connection's view of the channel layer (channel, groups,
+  ``@ws.on``), mixed into the connection.
+* ``_connection``: the per-connection runtime: task group, owned tasks, how a
+  connection ends (settle, shielded cleanups, then tell the client), statistics.
+* ``_websocket``, ``_http``: the connection objects (``WebSocket``, ``Request``); both
+  styles run on them. ``_responses``: HTTP responses.
+* ``_consumer_runtime``: drives a Channels-style class consumer's ``dispatch`` from a
+  connection object (the dispatch gate, the layer reader, the last disconnect).
+* ``_channel_workers``: ``@router.channel`` workers fed by layer channels.
+  ``_router``: ``Router``, the ASGI app of the native API.
 * ``_serve``, ``__main__``: ``python -m achannels serve`` / ``worker`` (hypercorn).
 
 Channel layers live in ``layers/``: ``_base`` (the contract), ``_names`` (name rules),
@@ -30,10 +38,13 @@ Channels-compatible faces, thin over the core: ``routing``, ``consumer``,
 ``django/`` (and those faces that need it: auth, sessions, db, URLRouter) import
 Django; ``import achannels`` works without it.
 
-Imports go one way: sans-IO modules import nothing else of ours; ``layers`` imports
-only sans-IO modules and ``exceptions``; the runtime (``_connection`` and up) may
-import ``layers``; the Channels faces import the runtime; nothing imports ``django/``
-except Django itself (apps, management commands). Only ``anyio`` is imported for
+Imports go one way: sans-IO modules (``_paths``, ``_wsstate``, ``_outcome``,
+``layers/_names``, ``layers/_redis_wire``) import no runtime module; ``layers``
+imports only sans-IO modules and ``exceptions``; the runtime (``_receiver`` <
+``_layer_client`` < ``_connection`` < ``_websocket``/``_http`` < ``_consumer_runtime``,
+``_router``) may import ``layers``; the Channels faces import the runtime, never the
+other way; nothing imports ``django/`` except Django itself (apps, management
+commands). No module uses another's private names. Only ``anyio`` is imported for
 concurrency, never ``asyncio`` or ``trio`` (``django/_asgiref`` asks sniffio which
 library runs, and routes Django's async paths through AnyIO under trio).
 """
