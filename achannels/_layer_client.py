@@ -160,9 +160,15 @@ class LayerClient:
         )
         while True:
             # Drain what is queued without a wait per message; wait only when empty.
+            message: dict[str, Any] | None
             try:
                 message = receive_nowait(channel)
             except anyio.WouldBlock:
+                message = None
+            if message is None:
+                # Wait outside the except block: inside it the WouldBlock, its traceback
+                # and receive_nowait's frame would live as long as the wait, and each
+                # delivery would push them into the oldest GC generation.
                 message = await layer.receive(channel)
             handler = handlers.get(message["type"])
             if handler is None:
