@@ -28,6 +28,14 @@ from .layers import DEFAULT_CHANNEL_LAYER, ChannelLayer, get_channel_layer
 __all__ = ["AsyncConsumer", "SyncConsumer", "get_handler_name"]
 
 
+@functools.lru_cache(maxsize=64)
+def _settings(watch_after: float, max_buffered: int, cleanup_timeout: float) -> ConnectionSettings:
+    """One frozen settings object per distinct tuning, shared by the connections."""
+    return ConnectionSettings(
+        watch_after=watch_after, max_buffered=max_buffered, cleanup_timeout=cleanup_timeout
+    )
+
+
 def get_handler_name(message: Message) -> str:
     """Return the handler method name for ``message``: its ``type`` with ``.`` → ``_``.
 
@@ -96,11 +104,7 @@ class AsyncConsumer:
         self, scope: Scope, receive: Receive, send: Send, connections: Connections
     ) -> Connection:
         """The connection object a function consumer would get for this scope."""
-        settings = ConnectionSettings(
-            watch_after=self.disconnect_check,
-            max_buffered=self.receive_buffer,
-            cleanup_timeout=self.cleanup_timeout,
-        )
+        settings = _settings(self.disconnect_check, self.receive_buffer, self.cleanup_timeout)
         kind = scope.get("type")
         common: dict[str, Any] = {
             "connections": connections,
