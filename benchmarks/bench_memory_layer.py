@@ -1,23 +1,30 @@
-"""Micro-benchmark: ``InMemoryChannelLayer.group_send`` to 1,000 members, on both backends.
+"""Micro-benchmark: ``InMemoryChannelLayer.group_send`` fan-out, on both backends.
 
-Run ``python benchmarks/bench_memory_layer.py``. Prints the cost per delivery in µs,
-as the median and the best of several rounds (on a shared machine the best is the
+Run ``python benchmarks/bench_memory_layer.py [MEMBERS ...]`` from the repository root
+(the default is 100, 1000 and 10000 members). Prints the cost per delivery in µs, as
+the median and the best of several rounds (on a shared machine the best is the
 steadier figure), for:
 
-* ``buffered``: ``group_send`` when no member has a receiver parked (the members'
-  consumers are busy): the cost of the call alone.
+* ``idle``: ``group_send`` when every member's channel was drained before the call and
+  nobody waits on it, so the channel is retired: the chat-server case (members'
+  consumers busy elsewhere) in which a profile found each delivery re-creating the
+  member's channel once there were more members than the layer's idle cache holds.
+* ``backlog``: ``group_send`` when every member already has messages queued.
 * ``woken``: every member has a task parked in ``receive()``; timed from the start of
-  ``group_send`` until all 1,000 tasks have their message (the fan-out latency,
-  including each task's wake-up and its return to ``receive()``).
-* ``drain``: ``receive_nowait`` of the buffered messages, per message.
+  ``group_send`` until every task has its message (the fan-out latency, including
+  each task's wake-up and its return to ``receive()``).
+* ``drain``: ``receive_nowait`` of the queued messages, per message.
+* ``gc``: cyclic garbage collections (all generations) per ``idle`` ``group_send``.
 
-The same fan-out over 1,000 AnyIO memory object streams (``send_nowait``) is printed
-as a reference point.
+The same fan-out over AnyIO memory object streams (``send_nowait``) is printed as a
+reference point (``streams``).
 """
 
 from __future__ import annotations
 
+import gc
 import statistics
+import sys
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -28,14 +35,18 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from achannels.layers import InMemoryChannelLayer
 
-MEMBERS = 1_000
+GROUP_SIZES = (100, 1_000, 10_000)
 ROUNDS = 50
 MESSAGE: dict[str, Any] = {"type": "chat.message", "text": "hello"}
 
 
-def per_delivery(samples: list[float]) -> str:
-    median, best = (value / MEMBERS * 1e6 for value in (statistics.median(samples), min(samples)))
+def per_delivery(samples: list[float], members: int) -> str:
+    median, best = (value / members * 1e6 for value in (statistics.median(samples), min(samples)))
     return f"{median:5.2f} ({best:4.2f})"
+
+
+def collections() -> int:
+    return sum(generation["collections"] for generation in gc.get_stats())
 
 
 async def until(condition: Callable[[], bool]) -> None:
@@ -43,24 +54,48 @@ async def until(condition: Callable[[], bool]) -> None:
         await checkpoint()
 
 
-async def bench_buffered() -> tuple[str, str]:
-    layer = InMemoryChannelLayer(capacity=ROUNDS + 1)
-    names = [f"member.{i}" for i in range(MEMBERS)]
+async def grouped_layer(
+    members: int, capacity: int = 100
+) -> tuple[InMemoryChannelLayer, list[str]]:
+    layer = InMemoryChannelLayer(capacity=capacity)
+    names = [f"member.{i}" for i in range(members)]
     for name in names:
         await layer.group_add("room", name)
-    sends, drains = [], []
+    return layer, names
+
+
+async def bench_idle(members: int) -> tuple[str, str, str]:
+    """Time ``group_send`` to drained members, and the drain after it."""
+    layer, names = await grouped_layer(members)
+    sends, drains, gcs = [], [], 0
     for _ in range(ROUNDS):
+        before = collections()
         start = time.perf_counter()
         await layer.group_send("room", MESSAGE)
         sends.append(time.perf_counter() - start)
+        gcs += collections() - before
         start = time.perf_counter()
         for name in names:
             layer.receive_nowait(name)
         drains.append(time.perf_counter() - start)
-    return per_delivery(sends), per_delivery(drains)
+    gc_rate = f"{gcs / ROUNDS:5.1f}"
+    return per_delivery(sends, members), per_delivery(drains, members), gc_rate
+
+
+async def bench_backlog(members: int) -> str:
+    """Time ``group_send`` to members that already hold messages."""
+    layer, _ = await grouped_layer(members, capacity=ROUNDS + 1)
+    await layer.group_send("room", MESSAGE)
+    samples = []
+    for _ in range(ROUNDS):
+        start = time.perf_counter()
+        await layer.group_send("room", MESSAGE)
+        samples.append(time.perf_counter() - start)
+    return per_delivery(samples, members)
 
 
 async def run_woken(
+    members: int,
     start_receivers: Callable[[anyio.abc.TaskGroup, Callable[[], None]], Coroutine[Any, Any, None]],
     fan_out: Callable[[], Coroutine[Any, Any, None]],
 ) -> str:
@@ -77,15 +112,15 @@ async def run_woken(
             received[0] = 0
             start = time.perf_counter()
             await fan_out()
-            await until(lambda: received[0] == MEMBERS)
+            await until(lambda: received[0] == members)
             samples.append(time.perf_counter() - start)
             await anyio.wait_all_tasks_blocked()
         tg.cancel_scope.cancel()
-    return per_delivery(samples)
+    return per_delivery(samples, members)
 
 
-async def bench_layer_woken() -> str:
-    layer = InMemoryChannelLayer()
+async def bench_layer_woken(members: int) -> str:
+    layer, names = await grouped_layer(members)
 
     async def start(tg: anyio.abc.TaskGroup, got: Callable[[], None]) -> None:
         async def receiver(name: str) -> None:
@@ -93,14 +128,13 @@ async def bench_layer_woken() -> str:
                 await layer.receive(name)
                 got()
 
-        for i in range(MEMBERS):
-            await layer.group_add("room", f"member.{i}")
-            tg.start_soon(receiver, f"member.{i}")
+        for name in names:
+            tg.start_soon(receiver, name)
 
-    return await run_woken(start, lambda: layer.group_send("room", MESSAGE))
+    return await run_woken(members, start, lambda: layer.group_send("room", MESSAGE))
 
 
-async def bench_streams_woken() -> str:
+async def bench_streams_woken(members: int) -> str:
     sends: list[MemoryObjectSendStream[dict[str, Any]]] = []
 
     async def start(tg: anyio.abc.TaskGroup, got: Callable[[], None]) -> None:
@@ -108,7 +142,7 @@ async def bench_streams_woken() -> str:
             async for _ in stream:
                 got()
 
-        for _ in range(MEMBERS):
+        for _ in range(members):
             send, receive = anyio.create_memory_object_stream[dict[str, Any]](100)
             sends.append(send)
             tg.start_soon(receiver, receive)
@@ -118,20 +152,27 @@ async def bench_streams_woken() -> str:
         for send in sends:
             send.send_nowait(MESSAGE)
 
-    return await run_woken(start, fan_out)
+    return await run_woken(members, start, fan_out)
 
 
-async def main() -> None:
-    send, drain = await bench_buffered()
-    woken = await bench_layer_woken()
-    streams = await bench_streams_woken()
-    print(
-        f"layer: buffered {send}  drain {drain}  woken {woken}  |  memory streams: woken {streams}"
-    )
+async def main(backend: str, group_sizes: list[int]) -> None:
+    for members in group_sizes:
+        idle, drain, gc_rate = await bench_idle(members)
+        backlog = await bench_backlog(members)
+        woken = await bench_layer_woken(members)
+        streams = await bench_streams_woken(members)
+        print(
+            f"{backend:>8} {members:>7}  {idle}  {backlog}  {woken}  {drain}  {gc_rate}"
+            f"  |  {streams}"
+        )
 
 
 if __name__ == "__main__":
-    print(f"µs per delivery to {MEMBERS} members, median (best) of {ROUNDS} rounds")
+    sizes = [int(arg) for arg in sys.argv[1:]] or list(GROUP_SIZES)
+    print(f"µs per delivery, median (best) of {ROUNDS} rounds; gc: collections per idle send")
+    print(
+        f"{'backend':>8} {'members':>7}  {'idle':<12}  {'backlog':<12}  {'woken':<12}"
+        f"  {'drain':<12}  {'gc':>5}  |  streams woken"
+    )
     for backend in ("asyncio", "trio"):
-        print(f"{backend:>8}:", end=" ")
-        anyio.run(main, backend=backend)
+        anyio.run(main, backend, sizes, backend=backend)

@@ -1,9 +1,11 @@
 """The in-memory channel layer: one process, no server, bounded, and leak-free.
 
 Each channel is a bounded FIFO with its parked receivers; a group is an ordered
-``dict`` of member channel names. ``group_send`` to G members is G appends of one
-shared ``(expires_at, message)`` tuple plus one ``Event.set()`` per member with a
-receiver parked: no task and no copy per member.
+``dict`` of its members' channels, which it keeps while they are idle. ``group_send``
+to G members is G appends of one shared ``(expires_at, message)`` tuple plus one
+``Event.set()`` per member with a receiver parked: no task, no copy, and no channel
+looked up, re-created or its name checked again per member. A channel name is checked
+once, when its channel is created.
 
 **Messages are treated as immutable.** Unlike Channels, the layer does not deep-copy:
 every receiver gets the very ``dict`` that was sent, so mutate neither a message you
@@ -33,15 +35,21 @@ chooses what ``group_send`` does for a member whose channel is at capacity:
 Every such drop is counted in ``statistics().dropped_full``; ``"skip"`` and
 ``"drop_oldest"`` also log a warning on the ``achannels.layers`` logger, at most once
 per second, carrying the number dropped since the previous warning.
+
+**Settings may be changed after construction**, and each lives on the layer only, so
+every call sees the new value: a new ``expiry`` applies to messages queued from then
+on (a queued message keeps the expiry time it was given, as in Channels), a new
+``group_expiry`` to every membership at once, and a new ``capacity`` or
+``channel_capacity`` (assign it, do not mutate it) to every channel.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from copy import deepcopy
 from types import MappingProxyType
 from typing import Final, Literal, TypeAlias
 
@@ -56,7 +64,7 @@ from achannels.layers._names import (
     require_valid_group_name,
     require_valid_message,
 )
-from achannels.layers._registry import Registry
+from achannels.layers._registry import Channel, Registry
 
 __all__ = ["GroupFullPolicy", "InMemoryChannelLayer"]
 
@@ -101,6 +109,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         copy_messages: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._reg = Registry()  # first: the capacity setters resize its channels
         super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
         if not group_expiry > 0:
             raise ValueError(f"group_expiry must be positive, not {group_expiry!r}")
@@ -110,10 +119,27 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self.group_full_policy = group_full_policy
         self.copy_messages = copy_messages
         self._clock = clock
-        self._reg = Registry(
-            expiry=expiry, group_expiry=group_expiry, get_capacity=self.get_capacity, clock=clock
-        )
         self._drops = DropReporter()
+
+    @property
+    def capacity(self) -> int:
+        """The capacity of a channel no ``channel_capacity`` pattern matches."""
+        return self._capacity
+
+    @capacity.setter
+    def capacity(self, value: int) -> None:
+        self._capacity = value
+        self._reg.resize(self.get_capacity)
+
+    @property
+    def channel_capacity(self) -> list[tuple[re.Pattern[str], int]]:
+        """The compiled ``channel_capacity`` patterns, first match wins."""
+        return self._channel_capacity
+
+    @channel_capacity.setter
+    def channel_capacity(self, value: list[tuple[re.Pattern[str], int]]) -> None:
+        self._channel_capacity = value
+        self._reg.resize(self.get_capacity)
 
     async def send(self, channel: str, message: LayerMessage) -> None:
         """Put ``message`` on ``channel`` (a checkpoint; see :meth:`send_nowait`)."""
@@ -129,13 +155,12 @@ class InMemoryChannelLayer(BaseChannelLayer):
         """
         require_valid_message(message)
         reg = self._reg
-        ch = reg.open(channel)
+        ch = reg.find(channel) or self._create(channel)
         now = self._clock()
-        if len(ch.buffer) >= ch.capacity and not reg.drop_expired(ch, now):
+        if not reg.offer(ch, (now + self.expiry, message), now, copy=self.copy_messages):
             raise ChannelFull(channel)
-        reg.put(ch, (now + self.expiry, deepcopy(message) if self.copy_messages else message))
-        reg.sent += 1
-        reg.reaper.tick(1)
+        if budget := reg.tick(1):
+            self._sweep(budget)
 
     async def receive(self, channel: str) -> LayerMessage:
         """Wait for the next message on ``channel`` and return it.
@@ -152,39 +177,20 @@ class InMemoryChannelLayer(BaseChannelLayer):
         """
         await checkpoint()
         reg = self._reg
-        self._reclaim_due(receiving=channel)
-        reg.reaper.tick(1)
-        ch = reg.open(channel)
-        while (message := reg.take(ch)) is None:
-            event = anyio.Event()
-            ch.waiters[event] = None
+        reg.sweep_due(self._clock(), group_expiry=self.group_expiry, receiving=channel)
+        if budget := reg.tick(1):
+            self._sweep(budget)
+        ch = reg.find(channel) or self._create(channel)
+        while (message := reg.take(ch, self._clock)) is None:
+            event = reg.park(ch)
             try:
                 await event.wait()
             except BaseException:
-                if event in ch.waiters:
-                    del ch.waiters[event]
-                else:  # woken for a message it will not take: wake someone else
-                    ch.woken -= 1
-                    reg.wake_if_owed(ch)
-                reg.release(ch)
+                reg.abandon(ch, event)
                 raise
-            ch.woken -= 1
-            if ch.closed:
+            if not reg.resume(ch):
                 raise anyio.ClosedResourceError
         return message
-
-    def _reclaim_due(self, *, receiving: str) -> None:
-        """Reclaim what is due, as Channels' ``receive()`` does, but keep ``receiving``.
-
-        The receiving channel's expired messages are dropped first: it has a receiver,
-        so it is alive and keeps its groups.
-        """
-        reg = self._reg
-        now = self._clock()
-        own = reg.channels.get(receiving)
-        if own is not None:
-            reg.drop_expired(own, now)
-        reg.reaper.sweep_due(now)
 
     def receive_nowait(self, channel: str) -> LayerMessage:
         """Return the next message on ``channel`` without yielding.
@@ -193,15 +199,16 @@ class InMemoryChannelLayer(BaseChannelLayer):
             anyio.WouldBlock: the channel holds no unexpired message.
         """
         reg = self._reg
-        ch = reg.channels.get(channel)
+        ch = reg.find_active(channel)
         if ch is None:
             require_valid_channel_name(channel)
             raise anyio.WouldBlock
-        message = reg.take(ch)
+        message = reg.take(ch, self._clock)
         if message is None:
             reg.release(ch)
             raise anyio.WouldBlock
-        reg.reaper.tick(1)
+        if budget := reg.tick(1):
+            self._sweep(budget)
         return message
 
     async def new_channel(self, prefix: str = "specific.") -> str:
@@ -222,18 +229,19 @@ class InMemoryChannelLayer(BaseChannelLayer):
         require_valid_group_name(group)
         require_valid_channel_name(channel)
         await checkpoint()
-        self._reg.add_member(group, channel, self._clock())
-        self._reg.reaper.tick(1)
+        reg = self._reg
+        reg.add_member(group, reg.find(channel) or self._create(channel), self._clock())
+        if budget := reg.tick(1):
+            self._sweep(budget)
 
     async def group_discard(self, group: str, channel: str) -> None:
         """Remove ``channel`` from ``group`` if it is a member (a checkpoint)."""
         require_valid_group_name(group)
         require_valid_channel_name(channel)
         await checkpoint()
-        grp = self._reg.groups.get(group)
-        if grp is not None and channel in grp.members:
-            self._reg.remove_member(grp, channel)
-        self._reg.reaper.tick(1)
+        self._reg.discard_member(group, channel)
+        if budget := self._reg.tick(1):
+            self._sweep(budget)
 
     async def group_send(self, group: str, message: LayerMessage) -> None:
         """Put ``message`` on every member's channel without waiting (a checkpoint).
@@ -250,25 +258,25 @@ class InMemoryChannelLayer(BaseChannelLayer):
         await checkpoint()
         reg = self._reg
         now = self._clock()
-        # As Channels' group_send: channels whose messages expired unread leave their
-        # groups, and lapsed members miss this message.
-        reg.reaper.sweep_due(now)
-        grp = reg.groups.get(group)
-        if grp is None:
-            return
-        full = reg.fan_out(
-            grp,
-            message,
+        reg.sweep_due(now, group_expiry=self.group_expiry)
+        members, full = reg.fan_out(
+            group,
+            (now + self.expiry, message),
             now,
             drop_oldest=self.group_full_policy == "drop_oldest",
             copy=self.copy_messages,
         )
-        reg.reaper.tick(len(grp.members))
-        if full and self.group_full_policy == "raise":
+        if budget := reg.tick(members):
+            self._sweep(budget)
+        if full:
+            self._report_full(group, full, now)
+
+    def _report_full(self, group: str, full: list[str], now: float) -> None:
+        """Raise or log, by ``group_full_policy``, that members of ``group`` were full."""
+        if self.group_full_policy == "raise":
             shown = ", ".join(full[:3]) + (", ..." if len(full) > 3 else "")
             raise ChannelFull(f"{len(full)} member(s) of group {group!r} full: {shown}")
-        if full:
-            self._drops.report(group, full, self.group_full_policy, now)
+        self._drops.report(group, full, self.group_full_policy, now)
 
     async def discard_channel(self, channel: str) -> int:
         """Release ``channel``: leave its groups and drop what is queued on it.
@@ -279,16 +287,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         """
         require_valid_channel_name(channel)
         await checkpoint()
-        reg = self._reg
-        reg.leave_all_groups(channel)
-        ch = reg.channels.get(channel)
-        if ch is None:
-            return 0
-        dropped = len(ch.buffer)
-        ch.buffer.clear()
-        reg.discarded += dropped
-        reg.release(ch)
-        return dropped
+        return self._reg.discard(channel)
 
     async def flush(self) -> None:
         """Discard every message, channel and group (a checkpoint, before it acts).
@@ -313,26 +312,35 @@ class InMemoryChannelLayer(BaseChannelLayer):
 
         A read-only snapshot, for inspection and tests, as Channels' layer exposes it.
         """
-        return MappingProxyType({name: ch.buffer for name, ch in self._reg.channels.items()})
+        return MappingProxyType(self._reg.buffers())
 
     @property
     def groups(self) -> Mapping[str, Mapping[str, float]]:
         """Groups: name -> member channel -> join time (a read-only snapshot)."""
         return MappingProxyType(
-            {name: MappingProxyType(grp.members) for name, grp in self._reg.groups.items()}
+            {name: MappingProxyType(members) for name, members in self._reg.memberships().items()}
         )
 
     def statistics(self) -> LayerStatistics:
         """Reclaim everything that is due, then return the layer's counters."""
-        reg = self._reg
-        reg.reaper.sweep(self._clock(), sys.maxsize)
-        return LayerStatistics(
-            sent=reg.sent,
-            delivered=reg.delivered,
-            dropped_full=reg.dropped_full,
-            expired=reg.expired,
-            discarded=reg.discarded,
-            channels=len(reg.channels),
-            groups=len(reg.groups),
-            group_members=reg.members,
-        )
+        self._reg.sweep(self._clock(), sys.maxsize, group_expiry=self.group_expiry)
+        return self._reg.statistics()
+
+    def _create(self, channel: str) -> Channel:
+        """Return a new channel for a name the registry does not know.
+
+        The name is checked here, once per channel object, and not on every call.
+
+        Raises:
+            TypeError: ``channel`` is not a valid channel name.
+        """
+        return self._reg.create(require_valid_channel_name(channel), self.get_capacity(channel))
+
+    def _sweep(self, budget: int) -> None:
+        """Reclaim up to about ``budget`` due entries (every so many operations, module docs)."""
+        self._reg.sweep(self._clock(), budget, group_expiry=self.group_expiry)
+
+
+def registry_of(layer: InMemoryChannelLayer) -> Registry:
+    """Return the registry behind ``layer`` (package-internal: for tests and tools)."""
+    return layer._reg

@@ -14,6 +14,8 @@ from anyio.lowlevel import checkpoint
 from achannels.exceptions import ChannelFull
 from achannels.layers import BaseChannelLayer, ChannelLayer, InMemoryChannelLayer, LayerStatistics
 from achannels.layers._reaper import DUE_BUDGET
+from achannels.layers._registry import IDLE_CACHE
+from achannels.layers.memory import registry_of
 
 pytestmark = pytest.mark.anyio
 
@@ -374,7 +376,7 @@ async def until_parked(layer: InMemoryChannelLayer, channel: str, receivers: int
 
     Cheaper than ``wait_all_tasks_blocked``, which sleeps 0.1 s per try on asyncio.
     """
-    while (ch := layer._reg.channels.get(channel)) is None or len(ch.waiters) < receivers:
+    while registry_of(layer).waiting(channel) < receivers:
         await checkpoint()
 
 
@@ -517,17 +519,17 @@ async def test_abandoned_channels_are_reclaimed_without_a_receiver() -> None:
     count = 100_000
     for i in range(count):
         await layer.send(f"abandoned.{i}", msg(i))
-    registry = layer._reg  # the internals, to prove nothing is left behind
-    assert len(registry.channels) == count
+    registry = registry_of(layer)  # the internals, to prove nothing is left behind
+    assert registry.kept() == (count, 0, 0)
     clock.advance(61)
     operations = 0
-    while registry.channels or len(registry.reaper.due_channels) > 1:  # traffic elsewhere
+    while registry.kept()[0] or registry.scheduled() > 1:  # traffic elsewhere
         layer.send_nowait("busy", msg())
         layer.receive_nowait("busy")
         operations += 2
         assert operations <= count // 8 + 512, "reclaiming must keep pace with operations"
-    assert registry.reaper.armed == {"busy"}
-    assert len(registry.idle) <= 1024
+    assert registry.scheduled() == 1  # "busy"'s entry, not yet due
+    assert registry.kept() == (0, 0, IDLE_CACHE)
     stats = layer.statistics()
     assert (stats.sent, stats.expired, stats.channels) == (count + operations // 2, count, 0)
 
