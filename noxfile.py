@@ -110,12 +110,27 @@ def demo(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Run the benchmark suite (pass --quick for a short run); the Redis one needs Redis.
 
+    ``benchmarks/suite.py`` runs echo, fan-out, churn, idle memory, the 10,000-connection
+    run (with its ceiling search; not in --quick) and the memory-layer micro-benchmarks
+    for the raw ASGI app, achannels' native and class consumers and Channels 4.3.2, on
+    hypercorn (trio, asyncio) and uvicorn, writing ``benchmarks/results/``;
+    ``benchmarks/readme_table.py`` then writes ``results/README_TABLE.md``. Arguments go
+    to the suite (``-- --quick``, ``-- fanout --servers uvicorn``).
     ``bench_redis.py`` compares the Redis layer with Channels' own, channels_redis,
     on the Redis at 127.0.0.1:6379; it gets only ``--quick`` of the arguments.
     """
     session.install(
-        "-e", ".[dev,server,trio,redis]", "websockets", "channels_redis==4.3.0", "channels==4.3.2"
+        "-e",
+        ".[dev,server,trio,redis]",
+        "websockets",
+        "uvicorn",
+        "picows",
+        "uvloop",
+        "channels_redis==4.3.0",
+        "channels==4.3.2",
     )
-    session.run("python", "benchmarks/echo.py", *session.posargs)
     quick = ["--quick"] if "--quick" in session.posargs else []
+    ceiling = [] if quick or "--ceiling" in session.posargs else ["--ceiling"]
+    session.run("python", "benchmarks/suite.py", *session.posargs, *ceiling)
+    session.run("python", "benchmarks/readme_table.py")
     session.run("python", "benchmarks/bench_redis.py", *quick)

@@ -3,8 +3,14 @@
 - ``raw``: a hand-written ASGI 3 app, the baseline: accept, echo every
   ``websocket.receive`` until ``websocket.disconnect``.
 - ``achannels``: the native function consumer (``Router`` + ``@router.websocket``).
+- ``achannels_class``: the same ``AsyncWebsocketConsumer`` from
+  ``achannels.generic.websocket``, routed by ``achannels.routing`` (needs Django).
 - ``channels``: a Channels ``AsyncWebsocketConsumer`` (only when ``channels`` is
   installed; asyncio servers only). :data:`AVAILABLE` lists what can be served here.
+
+The two class-consumer apps configure Django, each its own way, so they are built
+only when first asked for (``benchmarks.apps.channels``): one server process serves
+one of them.
 
 Serve one with e.g. ``hypercorn --worker-class trio benchmarks.apps:raw``.
 """
@@ -15,7 +21,8 @@ from typing import Any
 
 from achannels import Router, WebSocket
 
-__all__ = ["AVAILABLE", "ECHO_PATH", "achannels", "channels", "raw"]
+# ``achannels_class`` and ``channels`` are module attributes too, built on first access.
+__all__ = ["AVAILABLE", "ECHO_PATH", "achannels", "raw"]
 
 #: The path the load client connects to (every app here echoes on it).
 ECHO_PATH = "/echo"
@@ -98,8 +105,57 @@ def _channels_app() -> Any:
     return app
 
 
-#: A Channels ``AsyncWebsocketConsumer`` echo, or ``None`` without ``channels``.
-channels = _channels_app()
+def _achannels_class_app() -> Any:
+    try:
+        import django
+        from django.conf import settings
+    except ImportError:
+        return None
+    if not settings.configured:
+        settings.configure(
+            DEBUG=False,
+            INSTALLED_APPS=["achannels"],
+            CHANNEL_LAYERS={},
+            SECRET_KEY="benchmark-only",
+        )
+        django.setup()
+    from django.urls import path
+
+    from achannels.generic.websocket import AsyncWebsocketConsumer
+    from achannels.routing import ProtocolTypeRouter, URLRouter
+
+    class Echo(AsyncWebsocketConsumer):
+        async def receive(self, text_data: Any = None, bytes_data: Any = None) -> None:
+            await self.send(text_data=text_data, bytes_data=bytes_data)
+
+    # As a migrated Channels project routes it; ProtocolTypeRouter answers lifespan.
+    return ProtocolTypeRouter(
+        {"websocket": URLRouter([path(ECHO_PATH.lstrip("/"), Echo.as_asgi())])}
+    )
+
+
+_LAZY = {"channels": _channels_app, "achannels_class": _achannels_class_app}
+_built: dict[str, Any] = {}
+
+
+def __getattr__(name: str) -> Any:
+    """Build ``channels`` / ``achannels_class`` on first access (``None`` if unavailable)."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name not in _built:
+        _built[name] = _LAZY[name]()
+    return _built[name]
+
+
+def _installed(*modules: str) -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(module) is not None for module in modules)
+
 
 #: The app names importable from this module as servable ASGI apps.
-AVAILABLE = ["raw", "achannels"] + (["channels"] if channels is not None else [])
+AVAILABLE = (
+    ["raw", "achannels"]
+    + (["achannels_class"] if _installed("django") else [])
+    + (["channels"] if _installed("django", "channels") else [])
+)

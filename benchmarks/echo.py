@@ -5,11 +5,12 @@
     python benchmarks/echo.py --servers uvicorn --apps raw,achannels --repeats 5
 
 For each server (hypercorn's trio and asyncio workers, uvicorn) and each app of
-``benchmarks/apps.py`` (raw ASGI, achannels function consumer, Channels
-``AsyncWebsocketConsumer`` when installed), the app is served by a fresh server
-subprocess on a free 127.0.0.1 port and driven by the ping-pong load client
-(``benchmarks/wsload.py``) in another process: N connections, each sending a small
-text frame and waiting for its echo, for a fixed time after a warm-up. The apps of
+``benchmarks/apps.py`` (raw ASGI, achannels function consumer, achannels
+``AsyncWebsocketConsumer``, Channels ``AsyncWebsocketConsumer`` when installed), the
+app is served by a fresh server subprocess on a free 127.0.0.1 port and driven by
+the ping-pong load client (``benchmarks/wsload.py``) in another process: N
+connections, each sending a small text frame and waiting for its echo, for a fixed
+time after a warm-up. The apps of
 one server run alternately, one round per repeat (order reversed every other round),
 so each ratio to raw compares runs made side by side; the table shows medians.
 
@@ -19,7 +20,8 @@ the app adds over raw, and raw's CPU per message over the app's (the throughput
 ratio a saturated server would show; it holds up better than messages/s when other
 processes compete for the CPU); how busy the server process was (near 100% means it,
 not the client, was the bottleneck; well below means the machine was not quiet and
-messages/s is unreliable). On two or more cores the server is pinned to
+messages/s is unreliable); how busy the load client was (its CPU over wall time: well
+below 100% means it was not the bottleneck). On two or more cores the server is pinned to
 CPU 0 and the client to CPU 1 (``--no-pin`` to leave them to the scheduler).
 
 Every server subprocess is stopped (SIGTERM, then SIGKILL) whatever happens.
@@ -47,7 +49,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SERVERS = ("hypercorn-trio", "hypercorn-asyncio", "uvicorn")
-APPS = ("raw", "achannels", "channels")
+APPS = ("raw", "achannels", "achannels_class", "channels")
 #: Channels runs on asyncio only.
 UNSUPPORTED = {("hypercorn-trio", "channels")}
 
@@ -187,8 +189,8 @@ def table(runs: list[Run], servers: list[str], apps: list[str]) -> str:
     """Return the Markdown table of medians per server and app."""
     lines = [
         "| server | app | msgs/s | % of raw (range) | p50 µs | p99 µs "
-        "| server CPU µs/msg | + µs/msg vs raw | % of raw by CPU | server busy |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| server CPU µs/msg | + µs/msg vs raw | % of raw by CPU | server busy | client busy |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for server in servers:
         raw = {r.round: r for r in runs if r.server == server and r.app == "raw"}
@@ -226,7 +228,8 @@ def table(runs: list[Run], servers: list[str], apps: list[str]) -> str:
                 f"| {_fmt(_median([r.server_cpu_us_per_msg for r in mine]), '.1f')} "
                 f"| {'-' if app == 'raw' else _fmt(_median(list(added)), '+.1f')} "
                 f"| {cpu_ratio} "
-                f"| {_fmt(_median([r.server_busy for r in mine]), '.0%')} |"
+                f"| {_fmt(_median([r.server_busy for r in mine]), '.0%')} "
+                f"| {_fmt(_median([r.client_busy for r in mine]), '.0%')} |"
             )
     return "\n".join(lines)
 

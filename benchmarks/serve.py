@@ -7,12 +7,19 @@ what its workers run, without the process supervisor) and ``uvicorn`` (``uvicorn
 with its default WebSocket implementation). One process, so the benchmark has one
 PID to stop and a profiler has one process to watch. ``--profile`` runs the server
 under cProfile and writes the stats when it stops.
+
+Apps: the echo apps of ``benchmarks/apps.py`` and the chat apps of
+``benchmarks/suite_apps.py`` (``chat-raw``, ``chat-native``, ...). The open-file limit
+is raised to its hard limit, and hypercorn's listen backlog to 4096, so thousands of
+connections can be opened at once.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import os
+import resource
 import signal
 import sys
 from pathlib import Path
@@ -21,8 +28,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+# A copy of achannels to serve instead of the working tree's (the suite's
+# --achannels-src: e.g. a commit's snapshot while the tree is being edited).
+if os.environ.get("BENCH_ACHANNELS_SRC"):
+    sys.path.insert(0, os.environ["BENCH_ACHANNELS_SRC"])
 
 SERVERS = ("hypercorn-trio", "hypercorn-asyncio", "uvicorn")
+ECHO_APPS = ("raw", "achannels", "achannels_class", "channels")
+CHAT_APPS = ("chat-raw", "chat-native", "chat-class", "chat-channels")
 
 
 def _hypercorn_config(port: int) -> Any:
@@ -34,6 +47,7 @@ def _hypercorn_config(port: int) -> Any:
     config.errorlog = "-"
     config.loglevel = "WARNING"
     config.graceful_timeout = 1.0
+    config.backlog = 4096
     return config
 
 
@@ -74,14 +88,20 @@ def _serve_uvicorn(app: Any, port: int) -> None:
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=1,
+        backlog=4096,
     )
 
 
 def serve(server: str, app_name: str, port: int) -> None:
-    """Serve ``benchmarks.apps.<app_name>`` with ``server`` on 127.0.0.1:``port``."""
-    from benchmarks import apps
+    """Serve the app ``app_name`` with ``server`` on 127.0.0.1:``port``."""
+    if app_name in CHAT_APPS:
+        from benchmarks import suite_apps
 
-    app = getattr(apps, app_name)
+        app = suite_apps.build(app_name)
+    else:
+        from benchmarks import apps
+
+        app = getattr(apps, app_name)
     if app is None:
         raise SystemExit(f"app {app_name!r} is not available (is its package installed?)")
     runner = {
@@ -95,10 +115,12 @@ def serve(server: str, app_name: str, port: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("server", choices=SERVERS)
-    parser.add_argument("app", choices=("raw", "achannels", "channels"))
+    parser.add_argument("app", choices=ECHO_APPS + CHAT_APPS)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--profile", metavar="FILE", help="write cProfile stats here on exit")
     args = parser.parse_args(argv)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if args.profile:
         profiler = cProfile.Profile()
         try:
