@@ -22,6 +22,8 @@ runtime serves both consumer styles:
 * ``_channel_workers``: ``@router.channel`` workers fed by layer channels.
   ``_router``: ``Router``, the ASGI app of the native API.
 * ``_serve``, ``__main__``: ``python -m achannels serve`` / ``worker`` (hypercorn).
+* ``_gc``: ``tune_gc()``, the garbage collector's thresholds for a server holding many
+  long-lived connections (applied at lifespan startup).
 
 Channel layers live in ``layers/``: ``_base`` (the contract), ``_names`` (name rules),
 ``memory`` (+ ``_registry``, ``_reaper``), ``redis`` (``RedisChannelLayer``) with
@@ -52,6 +54,7 @@ library runs, and routes Django's async paths through AnyIO under trio).
 from __future__ import annotations
 
 from ._connection import RuntimeStatistics
+from ._gc import tune_gc
 from ._http import Headers, Request
 from ._responses import (
     EventSourceResponse,
@@ -94,4 +97,5 @@ __all__ = [
     "WebSocketDisconnect",
     "WebSocketState",
     "WebSocketStateError",
+    "tune_gc",
 ]

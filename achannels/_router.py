@@ -14,6 +14,7 @@ from anyio.abc import TaskStatus
 from ._asgi import Receive, Scope, Send
 from ._channel_workers import ChannelWorker, WorkerHandler, serve_channel_workers
 from ._connection import Connections, ConnectionSettings, RuntimeStatistics, run_connection
+from ._gc import tune_gc
 from ._http import Request
 from ._paths import PathPattern, compile_path
 from ._responses import PlainTextResponse, Response
@@ -325,6 +326,7 @@ class Router:
         message = await receive()
         if message["type"] != "lifespan.startup":
             raise ValueError(f"expected lifespan.startup, got {message['type']!r}")
+        tune_gc()
         failed = await self.run_startup_hooks()
         if failed is not None:
             await send({"type": "lifespan.startup.failed", "message": failed})

@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from achannels._asgi import ASGIApp, Receive, Scope, Send
+from achannels._gc import tune_gc
 
 __all__ = ["ChannelNameRouter", "ProtocolTypeRouter", "URLRouter"]
 
@@ -76,6 +77,7 @@ async def _own_layers_for_lifespan(receive: Receive, send: Send) -> None:
     message = await receive()
     if message["type"] != "lifespan.startup":
         raise ValueError(f"expected lifespan.startup, got {message['type']!r}")
+    tune_gc()
     phase = "startup"
     try:
         async with channel_layers.owned():
