@@ -16,25 +16,9 @@ from achannels.layers import BaseChannelLayer, ChannelLayer, InMemoryChannelLaye
 from achannels.layers._reaper import DUE_BUDGET
 from achannels.layers._registry import IDLE_CACHE
 from achannels.layers.memory import registry_of
+from tests.layers.memory_helpers import FakeClock, msg
 
 pytestmark = pytest.mark.anyio
-
-
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def msg(n: int = 0) -> dict[str, Any]:
-    return {"type": "test.message", "n": n}
 
 
 async def test_send_then_receive_in_order() -> None:

@@ -15,27 +15,11 @@ import pytest
 from achannels.layers import InMemoryChannelLayer, LayerStatistics, _registry
 from achannels.layers._registry import IDLE_CACHE
 from achannels.layers.memory import registry_of
+from tests.layers.memory_helpers import FakeClock, msg
 
 pytestmark = pytest.mark.anyio
 
 MEMBERS = IDLE_CACHE + 100  # more idle channels than the idle cache keeps
-
-
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def msg(n: int = 0) -> dict[str, Any]:
-    return {"type": "test.message", "n": n}
 
 
 @pytest.fixture

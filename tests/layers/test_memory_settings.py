@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import anyio
 import pytest
 
 from achannels.exceptions import ChannelFull
 from achannels.layers import InMemoryChannelLayer
+from tests.layers.memory_helpers import FakeClock, msg
 
 pytestmark = pytest.mark.anyio
-
-
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def msg(n: int = 0) -> dict[str, Any]:
-    return {"type": "test.message", "n": n}
 
 
 async def test_a_new_expiry_applies_to_group_send() -> None:
