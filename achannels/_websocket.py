@@ -204,15 +204,18 @@ class WebSocket(Connection):
         """
         if self._state.state is not WebSocketState.OPEN:
             raise self._state.not_open("receive")
-        message = await self.receive_message()
+        # receive_message() written out: this is the hot path of every native consumer.
+        message = await self._receiver.receive()
         kind = message["type"]
         if kind == "websocket.receive":
-            text: str | None = message.get("text")
-            return text if text is not None else message.get("bytes") or b""
+            data: str | bytes | None = message.get("text")
+            if data is None:
+                data = message.get("bytes") or b""
+            if len(data) > self.max_message_size:
+                raise self._too_large(data)
+            return data
         if kind == "websocket.disconnect":
-            raise WebSocketDisconnect(
-                message.get("code", 1005) or 1005, message.get("reason") or ""
-            )
+            raise self._record_disconnect(message)
         raise InvalidMessage(f"unexpected ASGI message {kind!r}", close_code=1011)
 
     async def receive_text(self) -> str:
@@ -286,12 +289,19 @@ class WebSocket(Connection):
             if data is None:
                 data = message.get("bytes") or b""
             if len(data) > self.max_message_size:
-                raise MessageTooLarge(
-                    f"a {len(data)}-byte frame is over the {self.max_message_size}-byte limit"
-                )
+                raise self._too_large(data)
         elif kind == "websocket.disconnect":
-            self._state.disconnected(message.get("code", 1005) or 1005, message.get("reason") or "")
+            self._record_disconnect(message)
         return message
+
+    def _too_large(self, data: str | bytes) -> MessageTooLarge:
+        limit = self.max_message_size
+        return MessageTooLarge(f"a {len(data)}-byte frame is over the {limit}-byte limit")
+
+    def _record_disconnect(self, message: Message) -> WebSocketDisconnect:
+        """Record the client's disconnect message; return the exception that reports it."""
+        code, reason = message.get("code", 1005) or 1005, message.get("reason") or ""
+        return self._state.disconnected(code, reason)
 
     async def send_message(self, message: Message) -> None:
         """Send an ASGI ``websocket.*`` message, moving the state machine as it says.
@@ -358,7 +368,7 @@ class WebSocket(Connection):
         outcome = super()._settle()
         end = self._receiver.end_message
         if end is not None and not self._state.finished:
-            self._state.disconnected(end.get("code", 1005) or 1005, end.get("reason") or "")
+            self._record_disconnect(end)
         if outcome.blame is Blame.CLIENT:
             logger.warning("closing WebSocket %r with %d: %s",
                            self.scope.get("path"), outcome.close_code, self._error)  # fmt: skip
