@@ -20,7 +20,7 @@ import anyio.lowlevel
 from anyio.abc import TaskGroup, TaskStatus
 
 from ._asgi import Message, Receive, Scope, Send, raise_app_errors
-from ._layer_client import LayerClient
+from ._layer_client import EventHandler, LayerClient
 from ._outcome import Blame, Outcome, outcome_for
 from ._receiver import Receiver
 
@@ -167,6 +167,12 @@ class Connection(LayerClient):
         #: Cancelled from outside (the server, an enclosing task group), not by us.
         self._abandoned = False
         self._cleanups: list[Callable[[], Awaitable[None]]] = []
+        # LayerClient's state, set here so that every connection's instance dict keeps
+        # one compact layout (set later, the first group_add resizes it: ~800 bytes).
+        self._channel_name: str | None = None
+        self._groups: set[str] | None = None
+        self._handlers: dict[str, EventHandler] | None = None
+        self._reader_started = False
 
     @property
     def ending(self) -> bool:
@@ -296,6 +302,13 @@ class Connection(LayerClient):
     def _client_left(self) -> None:
         self._consumer_scope.cancel()
 
+    def _start_watcher(self) -> None:
+        """Start the disconnect watcher; it ends while the consumer waits in receive()."""
+        task_group = self._task_group
+        if task_group is not None and not self._ending:
+            self._count_task()
+            task_group.start_soon(_watch, self)
+
     def _settle(self) -> Outcome:
         """Decide what the client sees for how the consumer ended; log a server error.
 
@@ -348,8 +361,8 @@ async def run_connection(connection: Connection, consumer: Callable[[], Awaitabl
         async with anyio.create_task_group() as task_group:
             connection._task_group = task_group
             if connection.scope.get("type") in _CLIENT_SCOPES:  # channel scopes have no client
-                connection._count_task()
-                task_group.start_soon(_watch, connection)
+                connection._receiver.restart_watcher_with(connection._start_watcher)
+                connection._start_watcher()
             try:
                 with connection._consumer_scope:
                     try:
@@ -364,6 +377,7 @@ async def run_connection(connection: Connection, consumer: Callable[[], Awaitabl
                 task_group.cancel_scope.cancel()
     finally:
         connection._task_group = None
+        connection._receiver.restart_watcher_with(None)  # no cycle outlives the connection
         connections._remove(connection)
         if extra is not None:
             extra._remove(connection)
@@ -384,8 +398,10 @@ async def _end(connection: Connection) -> None:
     connection._ending = True
     outcome = connection._settle()
     timeout = connection._settings.cleanup_timeout
-    with anyio.move_on_after(timeout, shield=True) as cleanup:
-        await connection._run_cleanups()
+    cleanup = anyio.CancelScope()  # no deadline to arm when there is nothing to clean
+    if connection._cleanups:
+        with anyio.move_on_after(timeout, shield=True) as cleanup:
+            await connection._run_cleanups()
     if cleanup.cancelled_caught:
         logger.warning(
             "cleanup of %s %r did not finish within %s s; abandoned",

@@ -36,9 +36,11 @@ class Receiver:
         "_left",
         "_max_buffered",
         "_receive",
+        "_restart",
         "_room",
         "_watch_after",
         "_watcher_reading",
+        "_watching",
         "end_message",
         "watcher_wakeups",
     )
@@ -49,9 +51,13 @@ class Receiver:
         self._receive = receive
         self._watch_after = watch_after
         self._max_buffered = max_buffered
-        self._buffer: deque[Message] = deque()
+        # Made when the watcher first reads for the consumer: most connections never
+        # need one, and an empty deque is ~600 bytes.
+        self._buffer: deque[Message] | None = None
         self._in_call = False
         self._watcher_reading = False
+        self._watching = False
+        self._restart: Callable[[], None] | None = None
         self._calls = 0
         self._left: anyio.Event | None = None
         self._arrived: anyio.Event | None = None
@@ -95,14 +101,33 @@ class Receiver:
             if self._left is not None:
                 self._left.set()
                 self._left = None
+            elif not self._watching and self._restart is not None and not self.ended:
+                self._watching = True  # now: a second return must not start another
+                self._restart()
 
     @property
     def ended(self) -> bool:
         """Whether the client's disconnect message has been read."""
         return self.end_message is not None
 
+    def restart_watcher_with(self, restart: Callable[[], None] | None) -> None:
+        """Let the watcher end while the consumer waits in ``receive()``.
+
+        With ``restart`` set, :meth:`watch` returns when it finds the consumer waiting
+        in ``receive()`` (an idle connection then keeps no watcher task and nothing
+        parked), and ``receive()`` calls ``restart()`` - which must start
+        :meth:`watch` again - when the consumer leaves it with no watcher running. The
+        watcher lives at least ``watch_after`` seconds each time, so a busy
+        connection restarts it at most that often. ``None`` (the default) keeps one
+        watcher for the connection's life; the connection clears it when it ends.
+        """
+        self._restart = restart
+
     def _take(self) -> Message:
-        message = self._buffer.popleft()
+        buffer = self._buffer
+        if buffer is None:  # only called with a message buffered
+            raise RuntimeError("no message buffered")
+        message = buffer.popleft()
         if self._room is not None:
             self._room.set()
             self._room = None
@@ -111,14 +136,24 @@ class Receiver:
     async def watch(self, on_disconnect: Callable[[], None]) -> None:
         """Read for a busy consumer; call ``on_disconnect`` if the client leaves meanwhile.
 
-        Runs until a disconnect message has been read or the task is cancelled.
+        Runs until a disconnect message has been read or the task is cancelled, or
+        (see :meth:`restart_watcher_with`) until it finds the consumer in ``receive()``.
         """
+        self._watching = True
+        try:
+            await self._watch(on_disconnect)
+        finally:
+            self._watching = False
+
+    async def _watch(self, on_disconnect: Callable[[], None]) -> None:
         while not self.ended:
             self.watcher_wakeups += 1
             if self._in_call:
+                if self._restart is not None:
+                    return  # receive() starts a watcher again once the consumer leaves
                 left = self._left = anyio.Event()
                 await left.wait()
-            if len(self._buffer) >= self._max_buffered:
+            if self._buffer is not None and len(self._buffer) >= self._max_buffered:
                 room = self._room = anyio.Event()
                 await room.wait()
                 continue
@@ -128,7 +163,7 @@ class Receiver:
             await anyio.sleep(self._watch_after)
             # Read only if the consumer stayed away from receive() the whole time.
             while not (self._in_call or self._calls != calls or self.ended):
-                if len(self._buffer) >= self._max_buffered:
+                if self._buffer is not None and len(self._buffer) >= self._max_buffered:
                     break
                 await self._read_for_consumer(on_disconnect)
 
@@ -138,6 +173,8 @@ class Receiver:
             message = await self._receive()
         finally:
             self._watcher_reading = False
+        if self._buffer is None:
+            self._buffer = deque()
         self._buffer.append(message)
         if message["type"] in _END_TYPES:
             self.end_message = message

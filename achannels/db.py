@@ -40,12 +40,39 @@ async def aclose_old_connections() -> None:
     ``achannels.django.install_trio_support``), so the connection that
     ``aget``/``acreate`` use is the one recycled when broken or too old.
     """
+    if not _has_database():
+        return
     from asgiref.sync import sync_to_async
 
     from achannels.django._asgiref import install_trio_support
 
     install_trio_support()  # idempotent: a project may use neither app nor handler
     await sync_to_async(close_old_connections, thread_sensitive=True)()
+
+
+_NO_DATABASE: bool | None = None
+
+
+def _has_database() -> bool:
+    """Whether Django has a database ``close_old_connections()`` could act on.
+
+    With no ``DATABASES`` (only Django's dummy backend) nothing can ever be opened,
+    so the thread hop is skipped. Read once settings are configured.
+    """
+    global _NO_DATABASE
+    if _NO_DATABASE is None:
+        try:
+            from django.conf import settings
+            from django.db import connections
+        except ImportError:
+            return False
+        if not settings.configured:
+            return True  # not known yet: do not cache
+        _NO_DATABASE = all(
+            database.get("ENGINE") == "django.db.backends.dummy"
+            for database in connections.settings.values()
+        )
+    return not _NO_DATABASE
 
 
 @overload

@@ -101,7 +101,7 @@ async def test_frames_read_for_a_busy_consumer_arrive_in_order() -> None:
         tg.start_soon(receiver.watch, tg.cancel_scope.cancel)
         for n in range(10):
             server.inbox.send_nowait(frame(str(n)))
-        await wait_until(lambda: len(receiver._buffer) == 3)  # full: the watcher stops
+        await wait_until(lambda: len(receiver._buffer or ()) == 3)  # full: the watcher stops
         assert server.calls == 3, "reading pauses when the buffer is full"
         received = [(await receiver.receive())["text"] for _ in range(10)]
         tg.cancel_scope.cancel()
@@ -144,4 +144,39 @@ def test_buffer_must_hold_a_frame() -> None:
     server = FakeServer()
     with pytest.raises(ValueError, match="at least 1"):
         Receiver(server.receive, watch_after=1, max_buffered=0)
+    server.close()
+
+
+async def test_with_a_restart_hook_an_idle_connection_keeps_no_watcher() -> None:
+    """The watcher ends while the consumer waits; leaving receive() starts it again."""
+    server = FakeServer()
+    receiver = Receiver(server.receive, watch_after=0.01, max_buffered=4)
+    gone = anyio.Event()
+    runs: list[str] = []
+
+    async def watcher() -> None:
+        runs.append("start")
+        await receiver.watch(gone.set)
+        runs.append("end")
+
+    async with anyio.create_task_group() as tg:
+
+        def restart() -> None:
+            tg.start_soon(watcher)
+
+        receiver.restart_watcher_with(restart)
+        async with anyio.create_task_group() as consumer:
+            consumer.start_soon(receiver.receive)  # the consumer waits for a frame
+            await anyio.wait_all_tasks_blocked()
+            tg.start_soon(watcher)
+            await wait_until(lambda: runs == ["start", "end"])  # so the watcher ended
+            server.inbox.send_nowait(frame("a"))
+        # Leaving receive() restarted it, once.
+        await wait_until(lambda: runs == ["start", "end", "start"])
+        # The consumer is now busy elsewhere: the restarted watcher notices a departure.
+        server.inbox.send_nowait({"type": "websocket.disconnect", "code": 1001})
+        with anyio.fail_after(5):
+            await gone.wait()
+        receiver.restart_watcher_with(None)
+    assert receiver.ended
     server.close()
