@@ -303,7 +303,10 @@ class Connection(LayerClient):
         self._consumer_scope.cancel()
 
     def _start_watcher(self) -> None:
-        """Start the disconnect watcher; it ends while the consumer waits in receive()."""
+        """Start the disconnect watcher (claimed with ``claim_watch()`` first).
+
+        It ends while the consumer waits in ``receive()``, which starts it again.
+        """
         task_group = self._task_group
         if task_group is not None and not self._ending:
             self._count_task()
@@ -362,7 +365,8 @@ async def run_connection(connection: Connection, consumer: Callable[[], Awaitabl
             connection._task_group = task_group
             if connection.scope.get("type") in _CLIENT_SCOPES:  # channel scopes have no client
                 connection._receiver.restart_watcher_with(connection._start_watcher)
-                connection._start_watcher()
+                if connection._receiver.claim_watch():
+                    connection._start_watcher()
             try:
                 with connection._consumer_scope:
                     try:

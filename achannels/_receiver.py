@@ -101,8 +101,7 @@ class Receiver:
             if self._left is not None:
                 self._left.set()
                 self._left = None
-            elif not self._watching and self._restart is not None and not self.ended:
-                self._watching = True  # now: a second return must not start another
+            elif self._restart is not None and not self.ended and self.claim_watch():
                 self._restart()
 
     @property
@@ -122,6 +121,17 @@ class Receiver:
         watcher for the connection's life; the connection clears it when it ends.
         """
         self._restart = restart
+
+    def claim_watch(self) -> bool:
+        """Note that a watcher is about to start; ``False`` if one runs or is starting.
+
+        Call it before starting :meth:`watch` in a task: until the task runs, a
+        ``receive()`` that returns must not start a second one.
+        """
+        if self._watching:
+            return False
+        self._watching = True
+        return True
 
     def _take(self) -> Message:
         buffer = self._buffer

@@ -168,6 +168,8 @@ async def test_with_a_restart_hook_an_idle_connection_keeps_no_watcher() -> None
         async with anyio.create_task_group() as consumer:
             consumer.start_soon(receiver.receive)  # the consumer waits for a frame
             await anyio.wait_all_tasks_blocked()
+            assert receiver.claim_watch()
+            assert not receiver.claim_watch()  # one watcher at a time
             tg.start_soon(watcher)
             await wait_until(lambda: runs == ["start", "end"])  # so the watcher ended
             server.inbox.send_nowait(frame("a"))
