@@ -156,13 +156,19 @@ class Receiver:
             self._watching = False
 
     async def _watch(self, on_disconnect: Callable[[], None]) -> None:
+        fresh = True
         while not self.ended:
             self.watcher_wakeups += 1
             if self._in_call:
-                if self._restart is not None:
-                    return  # receive() starts a watcher again once the consumer leaves
-                left = self._left = anyio.Event()
-                await left.wait()
+                if self._restart is None:
+                    left = self._left = anyio.Event()
+                    await left.wait()
+                elif not fresh:
+                    # receive() starts a watcher again once the consumer leaves. Not on
+                    # the first pass: a watcher lives at least watch_after, or a consumer
+                    # back in receive() before it ran would restart it for every frame.
+                    return
+            fresh = False
             if self._buffer is not None and len(self._buffer) >= self._max_buffered:
                 room = self._room = anyio.Event()
                 await room.wait()

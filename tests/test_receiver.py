@@ -182,3 +182,30 @@ async def test_with_a_restart_hook_an_idle_connection_keeps_no_watcher() -> None
         receiver.restart_watcher_with(None)
     assert receiver.ended
     server.close()
+
+
+async def test_a_restarted_watcher_lives_at_least_watch_after() -> None:
+    """Frames back to back restart the watcher about once per watch_after, not per frame."""
+    server = FakeServer()
+    receiver = Receiver(server.receive, watch_after=60, max_buffered=4)
+    starts: list[int] = []
+
+    async with anyio.create_task_group() as tg:
+
+        def restart() -> None:
+            starts.append(1)
+            tg.start_soon(receiver.watch, lambda: None)
+
+        async def consumer() -> None:
+            for _ in range(10):
+                await receiver.receive()  # straight back in receive(), as an echo does
+
+        receiver.restart_watcher_with(restart)
+        async with anyio.create_task_group() as consuming:
+            consuming.start_soon(consumer)
+            for n in range(10):
+                await anyio.wait_all_tasks_blocked()  # the consumer waits in receive()
+                server.inbox.send_nowait(frame(str(n)))
+        assert len(starts) == 1
+        tg.cancel_scope.cancel()
+    server.close()
