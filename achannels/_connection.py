@@ -402,17 +402,16 @@ async def _end(connection: Connection) -> None:
     connection._ending = True
     outcome = connection._settle()
     timeout = connection._settings.cleanup_timeout
-    cleanup = anyio.CancelScope()  # no deadline to arm when there is nothing to clean
-    if connection._cleanups:
+    if connection._cleanups:  # no deadline to arm when there is nothing to clean up
         with anyio.move_on_after(timeout, shield=True) as cleanup:
             await connection._run_cleanups()
-    if cleanup.cancelled_caught:
-        logger.warning(
-            "cleanup of %s %r did not finish within %s s; abandoned",
-            connection.scope.get("type"),
-            connection.scope.get("path", connection.scope.get("channel")),
-            timeout,
-        )
+        if cleanup.cancelled_caught:
+            logger.warning(
+                "cleanup of %s %r did not finish within %s s; abandoned",
+                connection.scope.get("type"),
+                connection.scope.get("path", connection.scope.get("channel")),
+                timeout,
+            )
     with anyio.move_on_after(timeout, shield=True):
         try:
             await connection._tell_client()
