@@ -172,7 +172,8 @@ class Connection(LayerClient):
         self._channel_name: str | None = None
         self._groups: set[str] | None = None
         self._handlers: dict[str, EventHandler] | None = None
-        self._reader_started = False
+        self._deliver: EventHandler | None = None
+        self._reader_scope: anyio.CancelScope | None = None
 
     @property
     def ending(self) -> bool:

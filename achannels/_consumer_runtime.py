@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import anyio
 
@@ -30,7 +31,6 @@ from .exceptions import StopConsumer
 __all__ = ["ConsumerDriver", "DispatchGate"]
 
 Dispatch = Callable[[Message], Awaitable[None]]
-LayerReceive = Callable[[], Awaitable[Message]]
 
 
 class DispatchGate:
@@ -113,11 +113,14 @@ class ConsumerDriver:
         connection = self._connection
         return message["type"] in _DISCONNECTS and (connection.exchange_over or connection.ending)
 
-    async def serve(self, layer_receive: LayerReceive | None) -> None:
-        """Dispatch client (and layer) messages until the consumer stops."""
+    async def serve(self) -> None:
+        """Dispatch client (and layer) messages until the consumer stops.
+
+        Layer messages come if the connection has a channel (``adopt_channel``).
+        """
         connection = self._connection
-        if layer_receive is not None:
-            connection.start_soon(self._layer_loop, layer_receive)
+        if connection.channel_name is not None:
+            connection.read_channel(self._deliver_layer_message, scope=self._layer_scope)
         if connection.scope.get("type") in ("websocket", "http"):
             connection.add_cleanup(self._dispatch_last_disconnect)
         gate, dispatch = self._gate, self._dispatch
@@ -135,13 +138,12 @@ class ConsumerDriver:
         except StopConsumer:
             return
 
-    async def _layer_loop(self, receive: LayerReceive) -> None:
-        with self._layer_scope:
-            try:
-                while True:
-                    await self._gate.run(self._dispatch, await receive())
-            except StopConsumer:
-                self._connection.cancel()
+    async def _deliver_layer_message(self, message: dict[str, Any]) -> None:
+        try:
+            await self._gate.run(self._dispatch, message)
+        except StopConsumer:
+            self._layer_scope.cancel()  # read no more
+            self._connection.cancel()
 
     async def _dispatch_last_disconnect(self) -> None:
         """A cleanup: dispatch the disconnect the consumer has not seen yet, if any.

@@ -4,12 +4,16 @@ A connection gets a layer channel only when it first needs one (``group_add``,
 ``get_channel_name``), so connections that never touch the layer pay nothing. Layer
 messages reach the consumer either through handlers registered with :meth:`on`,
 run one at a time by a reader task the connection owns, or in-line through
-:meth:`receive_event`. Group memberships are removed when the connection ends,
-shielded and bounded, whatever ended it.
+:meth:`receive_event`. On a layer that can say when a message arrives (the memory
+layer's ``call_on_message``) the reader task starts with the first message, so a
+connection that sits in groups and gets nothing keeps no task parked. Group
+memberships are removed when the connection ends, shielded and bounded, whatever
+ended it.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -33,13 +37,17 @@ class LayerClient:
     _channel_name: str | None = None
     _groups: set[str] | None = None
     _handlers: dict[str, EventHandler] | None = None
-    _reader_started = False
+    _deliver: EventHandler | None = None
+    _reader_scope: anyio.CancelScope | None = None
 
     if TYPE_CHECKING:  # provided by Connection
 
         def start_soon(self, func: Callable[..., Awaitable[Any]], *args: Any) -> None: ...
 
         def add_cleanup(self, callback: Callable[[], Awaitable[None]]) -> None: ...
+
+        @property
+        def ending(self) -> bool: ...
 
     @property
     def channel_layer(self) -> ChannelLayer:
@@ -144,39 +152,77 @@ class LayerClient:
             raise RuntimeError("receive_event() cannot be used with handlers registered by on()")
         return await self.channel_layer.receive(await self.get_channel_name())
 
+    def read_channel(
+        self, deliver: EventHandler, *, scope: anyio.CancelScope | None = None
+    ) -> None:
+        """Await ``deliver(message)`` for each message on this connection's channel.
+
+        One message at a time, in arrival order, in a reader task the connection owns
+        (an exception there fails the connection). The task starts with the first
+        message where the layer can say when one arrives (the memory layer), else at
+        once; once started it reads until the connection ends, or until ``scope`` -
+        entered around the reading - is cancelled. For a class consumer, which reads
+        its channel through its dispatch gate.
+
+        Raises:
+            RuntimeError: the connection has no channel yet, or already a reader.
+        """
+        if self._channel_name is None:
+            raise RuntimeError("this connection has no layer channel to read")
+        if self._deliver is not None:
+            raise RuntimeError("this connection's channel already has a reader")
+        self._deliver = deliver
+        self._reader_scope = scope
+        call_on_message = getattr(self._layer, "call_on_message", None)
+        if call_on_message is None or not call_on_message(self._channel_name, self._wake_reader):
+            self._wake_reader()
+
     # -- internals ----------------------------------------------------------------------
 
     def _start_reader(self) -> None:
-        if self._reader_started or not self._handlers or self._channel_name is None:
-            return
-        self._reader_started = True
-        self.start_soon(self._read_events, self.channel_layer, self._channel_name)
+        if self._deliver is None and self._handlers and self._channel_name is not None:
+            self.read_channel(self._handle_event)
+
+    def _wake_reader(self) -> None:
+        # Runs inside the send that brought the first message. A connection already
+        # ending starts nothing: its queued messages are dropped, and counted, when its
+        # channel is released.
+        if not self.ending and self._channel_name is not None:
+            self.start_soon(self._read_events, self.channel_layer, self._channel_name)
 
     async def _read_events(self, layer: ChannelLayer, channel: str) -> None:
-        handlers = self._handlers
-        assert handlers is not None
+        deliver = self._deliver
+        assert deliver is not None
         receive_nowait: Callable[[str], dict[str, Any]] = getattr(
             layer, "receive_nowait", _never_ready
         )
-        while True:
-            # Drain what is queued without a wait per message; wait only when empty.
-            message: dict[str, Any] | None
-            try:
-                message = receive_nowait(channel)
-            except anyio.WouldBlock:
-                message = None
-            if message is None:
-                # Wait outside the except block: inside it the WouldBlock, its traceback
-                # and receive_nowait's frame would live as long as the wait, and each
-                # delivery would push them into the oldest GC generation.
-                message = await layer.receive(channel)
-            handler = handlers.get(message["type"])
-            if handler is None:
-                raise LookupError(
-                    f"no handler for layer message type {message['type']!r} on this connection"
-                    f" (handlers: {sorted(handlers)})"
-                )
-            await handler(message)
+        scope = self._reader_scope
+        with scope if scope is not None else contextlib.nullcontext():
+            while scope is None or not scope.cancel_called:
+                # Drain what is queued without a wait per message; wait only when empty.
+                message: dict[str, Any] | None
+                try:
+                    message = receive_nowait(channel)
+                except anyio.WouldBlock:
+                    message = None
+                if message is None:
+                    # Wait outside the except block: inside it the WouldBlock, its
+                    # traceback and receive_nowait's frame would live as long as the
+                    # wait, and each delivery would push them into the oldest GC
+                    # generation.
+                    message = await layer.receive(channel)
+                await deliver(message)
+
+    async def _handle_event(self, message: dict[str, Any]) -> None:
+        handlers = self._handlers
+        assert handlers is not None
+        handler = handlers.get(message["type"])
+        if handler is None:
+            raise LookupError(
+                f"no handler for layer message type {message['type']!r} on this connection"
+                f" (handlers: {sorted(handlers)})"
+            )
+        await handler(message)
 
     async def _leave_groups(self) -> None:
         if self._channel_name is None or not self._groups:

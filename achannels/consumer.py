@@ -98,7 +98,7 @@ class AsyncConsumer:
             self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
             connection.adopt_channel(self.channel_name)
         self.base_send = self._sync_send if self._sync else connection.send_message
-        await run_connection(connection, lambda: self._driver.serve(self.channel_receive))
+        await run_connection(connection, self._driver.serve)
 
     def _open_connection(
         self, scope: Scope, receive: Receive, send: Send, connections: Connections

@@ -197,3 +197,84 @@ async def test_leak_two_thousand_group_members_are_all_released() -> None:
     assert router.statistics().connections_total == 2000
     assert (router.statistics().connections_live, router.statistics().tasks_live) == (0, 0)
     assert len(anyio.get_running_tasks()) == baseline
+
+
+# -- the reader task starts with the first message ----------------------------------------
+
+
+async def test_a_member_that_gets_nothing_keeps_no_reader_task() -> None:
+    layer = InMemoryChannelLayer()
+    router = chat_router(layer)
+    async with WebsocketCommunicator(router, "/chat/blue/") as alice:
+        await alice.connect()
+        await wait_until(lambda: layer.statistics().group_members == 1)
+        # The watcher has ended too (the consumer waits in receive()): no task at all.
+        await wait_until(lambda: router.statistics().tasks_live == 0)
+        await layer.group_send("chat_blue", {"type": "chat.message", "message": "one"})
+        assert await alice.receive_json_from() == {"message": "one"}
+        started = router.statistics().tasks_started
+        for n in range(3):  # the reader, started by the first, now stays
+            await layer.group_send("chat_blue", {"type": "chat.message", "message": n})
+            assert await alice.receive_json_from() == {"message": n}
+        assert router.statistics().tasks_started == started
+        assert router.statistics().tasks_live == 1
+
+
+async def test_a_class_consumer_reads_its_channel_from_the_first_message() -> None:
+    from achannels.generic.websocket import AsyncJsonWebsocketConsumer
+
+    layer = InMemoryChannelLayer()
+
+    class Chat(AsyncJsonWebsocketConsumer):
+        channel_layer = layer
+
+        async def connect(self) -> None:
+            assert self.channel_name is not None
+            await layer.group_add("room", self.channel_name)
+            await self.accept()
+
+        async def chat_message(self, event: dict[str, Any]) -> None:
+            await self.send_json({"message": event["message"]})
+
+    app = Chat.as_asgi()
+    stats: Any = app
+    async with WebsocketCommunicator(app, "/") as comm:
+        await comm.connect()
+        await wait_until(lambda: stats.statistics().tasks_live == 0)
+        await layer.group_send("room", {"type": "chat.message", "message": "hi"})
+        assert await comm.receive_json_from() == {"message": "hi"}
+        assert stats.statistics().tasks_live == 1
+    assert stats.statistics().tasks_live == 0
+
+
+async def test_a_message_for_an_ending_connection_is_counted_not_handled() -> None:
+    layer = InMemoryChannelLayer()
+    router = Router(layer=layer)
+    cleaning = anyio.Event()
+    release = anyio.Event()
+    handled: list[dict[str, Any]] = []
+
+    @router.websocket("/")
+    async def member(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.group_add("room")
+
+        @ws.on("note")
+        async def note(event: dict[str, Any]) -> None:
+            handled.append(event)
+
+        async def slow_cleanup() -> None:  # runs before the groups are left
+            cleaning.set()
+            await release.wait()
+
+        ws.add_cleanup(slow_cleanup)
+
+    async with WebsocketCommunicator(router, "/") as comm:
+        await comm.connect()
+        await cleaning.wait()
+        await layer.group_send("room", {"type": "note"})
+        release.set()
+        assert (await comm.receive_output())["type"] == "websocket.close"
+    assert handled == []
+    stats = layer.statistics()
+    assert (stats.sent, stats.discarded, stats.group_members) == (1, 1, 0)

@@ -57,6 +57,7 @@ class Channel:
         "closed",
         "groups",
         "name",
+        "notify",
         "waiters",
         "woken",
     )
@@ -69,6 +70,9 @@ class Channel:
         self.woken = 0  # receivers woken but not yet run: they still count as interested
         self.closed = False
         self.active = False  # listed in the registry: holds messages or receivers
+        # Called once, in place of waking a receiver, when a message arrives and nobody
+        # waits: a connection starts its reader then, so an idle one keeps no task.
+        self.notify: Callable[[], None] | None = None
         # The names of its groups (names: no reference cycle), made on the first join:
         # most channels join none, and a set is one more object for the collector.
         self.groups: set[str] | None = None
@@ -79,6 +83,12 @@ class Channel:
         del self.waiters[event]
         self.woken += 1
         event.set()
+
+    def ring(self) -> None:
+        """Call (and forget) :attr:`notify`: a message arrived and nobody waits."""
+        notify, self.notify = self.notify, None
+        if notify is not None:
+            notify()
 
 
 class Group:
@@ -129,6 +139,10 @@ class Registry:
         """
         return self._channels.get(name) or self._joined.get(name) or self._idle.pop(name, None)
 
+    def knows(self, name: str) -> bool:
+        """Whether a channel object called ``name`` is kept (active, a member, or idle)."""
+        return name in self._channels or name in self._joined or name in self._idle
+
     def create(self, name: str, capacity: int) -> Channel:
         """Return a new channel (the caller checked that :meth:`find` has none)."""
         return Channel(name, capacity)
@@ -155,6 +169,8 @@ class Registry:
             self._reaper.arm_channel(ch.name, item[0])
         if ch.waiters:
             ch.wake_one()
+        elif ch.notify is not None:
+            ch.ring()
 
     def take(self, ch: Channel, clock: Callable[[], float]) -> LayerMessage | None:
         """Dequeue the oldest unexpired message of ``ch``, or return ``None``."""
@@ -179,6 +195,20 @@ class Registry:
         ch.waiters[event] = None
         return event
 
+    def call_on_message(self, ch: Channel, notify: Callable[[], None]) -> bool:
+        """Arrange for ``notify()`` to be called once when a message reaches ``ch``.
+
+        Only while nobody waits on ``ch``: a message for a parked receiver wakes it
+        instead. ``notify`` runs synchronously inside the send; it must not raise. Returns
+        ``False``, arranging nothing, if a message is queued already.
+        """
+        if ch.buffer:
+            return False
+        if not ch.active:
+            self._activate(ch)
+        ch.notify = notify
+        return True
+
     def resume(self, ch: Channel) -> bool:
         """Count a woken receiver of ``ch`` as running; return whether ``ch`` is open."""
         ch.woken -= 1
@@ -195,7 +225,7 @@ class Registry:
 
     def release(self, ch: Channel) -> None:
         """Make ``ch`` inactive if nothing is queued and nobody waits."""
-        if ch.active and not ch.buffer and not ch.waiters and not ch.woken:
+        if ch.active and not ch.buffer and not ch.waiters and not ch.woken and ch.notify is None:
             ch.active = False
             del self._channels[ch.name]
             if not ch.groups:
@@ -207,6 +237,7 @@ class Registry:
         if ch is None:
             return 0
         self._leave_all_groups(ch)
+        ch.notify = None
         dropped = len(ch.buffer)
         ch.buffer.clear()
         self._discarded += dropped
@@ -299,6 +330,8 @@ class Registry:
                 self._reaper.arm_channel(ch.name, item[0])
             if ch.waiters:
                 ch.wake_one()
+            elif ch.notify is not None:
+                ch.ring()
         members = len(grp.members)
         self._sent += members if drop_oldest else members - len(full)
         self._dropped_full += len(full)
@@ -390,7 +423,7 @@ class Registry:
     # The whole registry
 
     def clear(self) -> None:
-        """Drop every queued message and group; keep the channels that have receivers."""
+        """Drop every queued message and group; keep the channels someone reads."""
         self._reaper.clear()
         self._armed.clear()
         for ch in self._joined.values():
@@ -404,8 +437,12 @@ class Registry:
         self._idle.clear()
 
     def close(self) -> None:
-        """Clear everything and wake every parked receiver to find its channel closed."""
+        """Clear everything and wake every parked receiver to find its channel closed.
+
+        A pending :meth:`call_on_message` is forgotten: nobody waits there yet.
+        """
         for ch in self._channels.values():
+            ch.notify = None
             ch.closed = True
             ch.active = False
             ch.buffer.clear()

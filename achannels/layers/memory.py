@@ -175,12 +175,16 @@ class InMemoryChannelLayer(BaseChannelLayer):
             anyio.ClosedResourceError: :meth:`close` was called while waiting.
             TypeError: an invalid channel name.
         """
-        await checkpoint()
         reg = self._reg
         reg.sweep_due(self._clock(), group_expiry=self.group_expiry, receiving=channel)
         if budget := reg.tick(1):
             self._sweep(budget)
         ch = reg.find(channel) or self._create(channel)
+        if ch.buffer:
+            # A checkpoint before taking, so a cancelled call takes nothing. With nothing
+            # queued the wait below is the checkpoint: a reader that has just drained the
+            # channel with receive_nowait() is not scheduled twice per message.
+            await checkpoint()
         while (message := reg.take(ch, self._clock)) is None:
             event = reg.park(ch)
             try:
@@ -201,7 +205,8 @@ class InMemoryChannelLayer(BaseChannelLayer):
         reg = self._reg
         ch = reg.find_active(channel)
         if ch is None:
-            require_valid_channel_name(channel)
+            if not reg.knows(channel):  # a kept channel's name was checked when it was made
+                require_valid_channel_name(channel)
             raise anyio.WouldBlock
         message = reg.take(ch, self._clock)
         if message is None:
@@ -210,6 +215,26 @@ class InMemoryChannelLayer(BaseChannelLayer):
         if budget := reg.tick(1):
             self._sweep(budget)
         return message
+
+    def call_on_message(self, channel: str, notify: Callable[[], None]) -> bool:
+        """Arrange for ``notify()`` to be called once, when a message reaches ``channel``.
+
+        For a reader that would otherwise park on an empty channel for a long time:
+        achannels' connections start their reader task from ``notify``, so one that
+        has joined groups but has had no message keeps no task. ``notify`` runs
+        synchronously inside the ``send()``/``group_send()`` that queued the message
+        (only if no receiver was waiting, which would get it instead) and must not
+        raise. Not a checkpoint. :meth:`discard_channel`, :meth:`close` and a later
+        call forget it; :meth:`flush` keeps it.
+
+        Returns:
+            ``False``, arranging nothing, if a message is queued already: receive it.
+
+        Raises:
+            TypeError: an invalid channel name.
+        """
+        reg = self._reg
+        return reg.call_on_message(reg.find(channel) or self._create(channel), notify)
 
     async def new_channel(self, prefix: str = "specific.") -> str:
         """Return a new channel name ``"<prefix>.inmemory!<random>"`` (a checkpoint).
