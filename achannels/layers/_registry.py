@@ -47,6 +47,18 @@ IDLE_CACHE: Final = 1024  # emptied channels outside any group kept for reuse
 Item: TypeAlias = tuple[float, LayerMessage]
 
 
+class _NoItems(deque[Item]):
+    """The buffer of every channel holding nothing: an empty deque is ~600 bytes."""
+
+    __slots__ = ()
+
+    def append(self, item: Item) -> None:
+        raise RuntimeError("a channel's buffer is made (Channel.make_buffer) before it holds items")
+
+
+NO_ITEMS: Final[deque[Item]] = _NoItems()
+
+
 class Channel:
     """One channel: a FIFO of ``(expires_at, message)`` and the receivers parked on it."""
 
@@ -65,7 +77,9 @@ class Channel:
     def __init__(self, name: str, capacity: int) -> None:
         self.name = name
         self.capacity = capacity  # the layer's capacity for ``name``, see Registry.resize
-        self.buffer: deque[Item] = deque()
+        # Made for the first message, given back once the channel is released: an idle
+        # member of a group keeps none.
+        self.buffer: deque[Item] = NO_ITEMS
         self.waiters: dict[anyio.Event, None] = {}  # parked receivers, oldest first
         self.woken = 0  # receivers woken but not yet run: they still count as interested
         self.closed = False
@@ -83,6 +97,12 @@ class Channel:
         del self.waiters[event]
         self.woken += 1
         event.set()
+
+    def make_buffer(self) -> deque[Item]:
+        """Return the buffer, made first if the channel has none."""
+        if self.buffer is NO_ITEMS:
+            self.buffer = deque()
+        return self.buffer
 
     def ring(self) -> None:
         """Call (and forget) :attr:`notify`: a message arrived and nobody waits."""
@@ -162,7 +182,7 @@ class Registry:
         """Queue ``item`` (the caller checked for room), count it and wake one receiver."""
         if not ch.active:
             self._activate(ch)
-        ch.buffer.append(item)
+        ch.make_buffer().append(item)
         self._sent += 1
         if ch.name not in self._armed:
             self._armed.add(ch.name)
@@ -227,6 +247,7 @@ class Registry:
         """Make ``ch`` inactive if nothing is queued and nobody waits."""
         if ch.active and not ch.buffer and not ch.waiters and not ch.woken and ch.notify is None:
             ch.active = False
+            ch.buffer = NO_ITEMS
             del self._channels[ch.name]
             if not ch.groups:
                 self._cache_idle(ch)
@@ -316,7 +337,9 @@ class Registry:
         channels, armed = self._channels, self._armed
         for ch in grp.members:  # put() inlined: the loop runs once per member
             buffer = ch.buffer
-            if len(buffer) >= ch.capacity and not self._drop_expired(ch, now):
+            if buffer is NO_ITEMS:
+                buffer = ch.buffer = deque()
+            elif len(buffer) >= ch.capacity and not self._drop_expired(ch, now):
                 full.append(ch.name)
                 if not drop_oldest:
                     continue

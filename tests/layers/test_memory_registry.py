@@ -150,3 +150,29 @@ def test_a_dropped_registry_or_layer_is_freed_without_the_cyclic_collector() -> 
         collect()
     """
     assert cyclic_garbage(code) == [0, 0]
+
+
+def test_a_channel_holds_a_buffer_only_while_it_holds_messages() -> None:
+    from achannels.layers._registry import NO_ITEMS, Registry
+
+    reg = Registry()
+    member = reg.create("member", 2)
+    reg.add_member("room", member, 0)
+    assert member.buffer is NO_ITEMS  # an idle member: no deque of its own
+    reg.fan_out("room", (10.0, msg(1)), 0, drop_oldest=False, copy=False)
+    reg.fan_out("room", (10.0, msg(2)), 0, drop_oldest=False, copy=False)
+    assert [item[1]["n"] for item in member.buffer] == [1, 2]
+    assert reg.take(member, lambda: 0.0) == msg(1)
+    assert reg.take(member, lambda: 0.0) == msg(2)
+    assert member.buffer is NO_ITEMS
+    lone = reg.create("lone", 2)
+    reg.put(lone, (10.0, msg(3)))
+    assert reg.take(lone, lambda: 0.0) == msg(3)
+    assert lone.buffer is NO_ITEMS
+    try:
+        NO_ITEMS.append((0.0, msg(4)))
+    except RuntimeError:
+        pass
+    else:
+        raise AssertionError("the shared empty buffer took an item")
+    assert not NO_ITEMS
