@@ -174,6 +174,7 @@ class Connection(LayerClient):
         self._handlers: dict[str, EventHandler] | None = None
         self._deliver: EventHandler | None = None
         self._reader_scope: anyio.CancelScope | None = None
+        self._reading_stopped = False
 
     @property
     def ending(self) -> bool:

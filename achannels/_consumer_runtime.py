@@ -49,7 +49,9 @@ class DispatchGate:
 
     def __init__(self) -> None:
         self._busy = False
-        self._waiters: deque[anyio.Event] = deque()
+        # Made when a dispatch first has to wait: an empty deque is ~600 bytes, and
+        # most connections never dispatch two things at once.
+        self._waiters: deque[anyio.Event] | None = None
 
     async def run(self, dispatch: Dispatch, message: Message) -> None:
         """Run ``dispatch(message)`` once the dispatches queued before it have run.
@@ -59,12 +61,15 @@ class DispatchGate:
         """
         if self._busy:
             turn = anyio.Event()
-            self._waiters.append(turn)
+            waiters = self._waiters
+            if waiters is None:
+                waiters = self._waiters = deque()
+            waiters.append(turn)
             try:
                 await turn.wait()
             except BaseException:
-                if turn in self._waiters:
-                    self._waiters.remove(turn)
+                if turn in waiters:
+                    waiters.remove(turn)
                 else:
                     self._release()  # pass on the gate we were handed
                 raise
@@ -92,13 +97,12 @@ class ConsumerDriver:
     disconnect handler run whatever ended the connection.
     """
 
-    __slots__ = ("_connection", "_disconnect_dispatched", "_dispatch", "_gate", "_layer_scope")
+    __slots__ = ("_connection", "_disconnect_dispatched", "_dispatch", "_gate")
 
     def __init__(self, connection: Connection, dispatch: Dispatch) -> None:
         self._connection = connection
         self._dispatch = dispatch
         self._gate = DispatchGate()
-        self._layer_scope = anyio.CancelScope()
         self._disconnect_dispatched = False
 
     def may_skip(self, message: Message) -> bool:
@@ -120,7 +124,7 @@ class ConsumerDriver:
         """
         connection = self._connection
         if connection.channel_name is not None:
-            connection.read_channel(self._deliver_layer_message, scope=self._layer_scope)
+            connection.read_channel(self._deliver_layer_message)
         if connection.scope.get("type") in ("websocket", "http"):
             connection.add_cleanup(self._dispatch_last_disconnect)
         gate, dispatch = self._gate, self._dispatch
@@ -131,7 +135,7 @@ class ConsumerDriver:
                     # Nothing can follow a disconnect: stop a busy layer handler (it
                     # would hold the gate), dispatch the disconnect, then end.
                     self._disconnect_dispatched = True
-                    self._layer_scope.cancel()
+                    connection.stop_reading()
                     await gate.run(dispatch, message)
                     return
                 await gate.run(dispatch, message)
@@ -142,7 +146,7 @@ class ConsumerDriver:
         try:
             await self._gate.run(self._dispatch, message)
         except StopConsumer:
-            self._layer_scope.cancel()  # read no more
+            self._connection.stop_reading()
             self._connection.cancel()
 
     async def _dispatch_last_disconnect(self) -> None:
@@ -153,7 +157,7 @@ class ConsumerDriver:
         if self._disconnect_dispatched:
             return
         self._disconnect_dispatched = True
-        self._layer_scope.cancel()
+        self._connection.stop_reading()
         with contextlib.suppress(StopConsumer):
             await self._gate.run(self._dispatch, self._connection.disconnect_message())
 

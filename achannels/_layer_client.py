@@ -13,7 +13,6 @@ ended it.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -39,6 +38,7 @@ class LayerClient:
     _handlers: dict[str, EventHandler] | None = None
     _deliver: EventHandler | None = None
     _reader_scope: anyio.CancelScope | None = None
+    _reading_stopped = False
 
     if TYPE_CHECKING:  # provided by Connection
 
@@ -152,17 +152,14 @@ class LayerClient:
             raise RuntimeError("receive_event() cannot be used with handlers registered by on()")
         return await self.channel_layer.receive(await self.get_channel_name())
 
-    def read_channel(
-        self, deliver: EventHandler, *, scope: anyio.CancelScope | None = None
-    ) -> None:
+    def read_channel(self, deliver: EventHandler) -> None:
         """Await ``deliver(message)`` for each message on this connection's channel.
 
         One message at a time, in arrival order, in a reader task the connection owns
         (an exception there fails the connection). The task starts with the first
         message where the layer can say when one arrives (the memory layer), else at
-        once; once started it reads until the connection ends, or until ``scope`` -
-        entered around the reading - is cancelled. For a class consumer, which reads
-        its channel through its dispatch gate.
+        once; it reads until the connection ends or :meth:`stop_reading` is called.
+        For a class consumer, which reads its channel through its dispatch gate.
 
         Raises:
             RuntimeError: the connection has no channel yet, or already a reader.
@@ -172,10 +169,19 @@ class LayerClient:
         if self._deliver is not None:
             raise RuntimeError("this connection's channel already has a reader")
         self._deliver = deliver
-        self._reader_scope = scope
         call_on_message = getattr(self._layer, "call_on_message", None)
         if call_on_message is None or not call_on_message(self._channel_name, self._wake_reader):
             self._wake_reader()
+
+    def stop_reading(self) -> None:
+        """Stop the reader of :meth:`read_channel`: cancel a ``deliver`` in progress.
+
+        Nothing more is read from the channel (what is queued there is dropped, and
+        counted, when the connection ends). Not a checkpoint.
+        """
+        self._reading_stopped = True
+        if self._reader_scope is not None:
+            self._reader_scope.cancel()
 
     # -- internals ----------------------------------------------------------------------
 
@@ -187,7 +193,7 @@ class LayerClient:
         # Runs inside the send that brought the first message. A connection already
         # ending starts nothing: its queued messages are dropped, and counted, when its
         # channel is released.
-        if not self.ending and self._channel_name is not None:
+        if not (self.ending or self._reading_stopped) and self._channel_name is not None:
             self.start_soon(self._read_events, self.channel_layer, self._channel_name)
 
     async def _read_events(self, layer: ChannelLayer, channel: str) -> None:
@@ -196,9 +202,11 @@ class LayerClient:
         receive_nowait: Callable[[str], dict[str, Any]] = getattr(
             layer, "receive_nowait", _never_ready
         )
-        scope = self._reader_scope
-        with scope if scope is not None else contextlib.nullcontext():
-            while scope is None or not scope.cancel_called:
+        with anyio.CancelScope() as scope:
+            self._reader_scope = scope
+            if self._reading_stopped:  # between this task's start and its first step
+                return
+            while not scope.cancel_called:
                 # Drain what is queued without a wait per message; wait only when empty.
                 message: dict[str, Any] | None
                 try:

@@ -278,3 +278,72 @@ async def test_a_message_for_an_ending_connection_is_counted_not_handled() -> No
     assert handled == []
     stats = layer.statistics()
     assert (stats.sent, stats.discarded, stats.group_members) == (1, 1, 0)
+
+
+async def test_stop_reading_ends_the_reader_even_before_its_first_step() -> None:
+    layer = InMemoryChannelLayer()
+    router = Router(layer=layer)
+    handled: list[Any] = []
+
+    @router.websocket("/")
+    async def member(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.group_add("room")
+
+        @ws.on("note")
+        async def note(event: dict[str, Any]) -> None:
+            handled.append(event["n"])
+
+        async for text in ws.iter_text():
+            if text == "stop now":
+                # This send starts the reader task; it stops before its first step.
+                await layer.group_send("room", {"type": "note", "n": 1})
+                ws.stop_reading()
+            await ws.send_text("done")
+
+    async with WebsocketCommunicator(router, "/") as comm:
+        await comm.connect()
+        await comm.send_to("stop now")
+        assert await comm.receive_from() == "done"
+        await layer.group_send("room", {"type": "note", "n": 2})
+        await comm.send_to("again")
+        assert await comm.receive_from() == "done"
+        await comm.disconnect()
+    assert handled == []
+    assert layer.statistics().discarded == 2  # dropped and counted, not lost silently
+
+
+async def test_stop_reading_cancels_a_handler_in_progress() -> None:
+    layer = InMemoryChannelLayer()
+    router = Router(layer=layer)
+    started = anyio.Event()
+    outcome: list[str] = []
+
+    @router.websocket("/")
+    async def member(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.group_add("room")
+
+        @ws.on("slow")
+        async def slow(event: dict[str, Any]) -> None:
+            started.set()
+            try:
+                await anyio.sleep_forever()
+            except anyio.get_cancelled_exc_class():
+                outcome.append("cancelled")
+                raise
+
+        await ws.receive_text()
+        ws.stop_reading()
+        await ws.send_text("stopped")
+        await ws.receive_text()
+
+    async with WebsocketCommunicator(router, "/") as comm:
+        await comm.connect()
+        await wait_until(lambda: layer.statistics().group_members == 1)
+        await layer.group_send("room", {"type": "slow"})
+        await started.wait()
+        await comm.send_to("stop")
+        assert await comm.receive_from() == "stopped"
+        await wait_until(lambda: outcome == ["cancelled"])
+        await comm.disconnect()
