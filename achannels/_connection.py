@@ -167,6 +167,7 @@ class Connection(LayerClient):
         #: Cancelled from outside (the server, an enclosing task group), not by us.
         self._abandoned = False
         self._cleanups: list[Callable[[], Awaitable[None]]] = []
+        self._user_tasks = 0  # live tasks the consumer started (not the runtime's own)
         # LayerClient's state, set here so that every connection's instance dict keeps
         # one compact layout (set later, the first group_add resizes it: ~800 bytes).
         self._channel_name: str | None = None
@@ -221,7 +222,8 @@ class Connection(LayerClient):
         """
         task_group = self._require_task_group()
         self._count_task()
-        task_group.start_soon(self._run_task, func, args, name=name)
+        self._user_tasks += 1
+        task_group.start_soon(self._run_task, func, args, True, name=name)
 
     async def start(
         self,
@@ -235,7 +237,18 @@ class Connection(LayerClient):
         """
         task_group = self._require_task_group()
         self._count_task()
+        self._user_tasks += 1
         return await task_group.start(self._run_started_task, func, args, name=name)
+
+    def _start_own(self, func: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Start one of the runtime's own tasks (the layer reader).
+
+        Unlike the consumer's tasks it is stopped, not cancelled from outside, when
+        the connection ends (see :func:`run_connection`).
+        """
+        task_group = self._require_task_group()
+        self._count_task()
+        task_group.start_soon(self._run_task, func, args, False)
 
     def _require_task_group(self) -> TaskGroup:
         if self._task_group is None:
@@ -254,13 +267,17 @@ class Connection(LayerClient):
         if extra := server_connections.get():
             extra.tasks_live -= 1
 
-    async def _run_task(self, func: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
+    async def _run_task(
+        self, func: Callable[..., Awaitable[Any]], args: tuple[Any, ...], users: bool
+    ) -> None:
         try:
             await func(*args)
         except Exception as exc:
             self.fail(exc)
         finally:
             self._uncount_task()
+            if users:
+                self._user_tasks -= 1
 
     async def _run_started_task(
         self,
@@ -275,6 +292,7 @@ class Connection(LayerClient):
             self.fail(exc)
         finally:
             self._uncount_task()
+            self._user_tasks -= 1
 
     def add_cleanup(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Run ``callback()`` when the connection ends, shielded and bounded.
@@ -380,10 +398,17 @@ async def run_connection(connection: Connection, consumer: Callable[[], Awaitabl
                 raise
             finally:
                 await _end(connection)
-                task_group.cancel_scope.cancel()
+                # The runtime's own tasks are stopped rather than cancelled from outside:
+                # they then end without an exception, whose traceback would be a
+                # reference cycle left for the collector by every connection.
+                connection._receiver.restart_watcher_with(None)
+                connection._receiver.stop_watching()
+                connection.stop_reading()
+                if connection._user_tasks:
+                    task_group.cancel_scope.cancel()
     finally:
         connection._task_group = None
-        connection._receiver.restart_watcher_with(None)  # no cycle outlives the connection
+        connection._forget_handlers()  # no cycle outlives the connection
         connections._remove(connection)
         if extra is not None:
             extra._remove(connection)

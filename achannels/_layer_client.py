@@ -42,7 +42,7 @@ class LayerClient:
 
     if TYPE_CHECKING:  # provided by Connection
 
-        def start_soon(self, func: Callable[..., Awaitable[Any]], *args: Any) -> None: ...
+        def _start_own(self, func: Callable[..., Awaitable[Any]], *args: Any) -> None: ...
 
         def add_cleanup(self, callback: Callable[[], Awaitable[None]]) -> None: ...
 
@@ -185,6 +185,17 @@ class LayerClient:
 
     # -- internals ----------------------------------------------------------------------
 
+    def _forget_handlers(self) -> None:
+        """Drop the handlers and the reader's callback once the connection has ended.
+
+        Handlers usually close over the connection (``@ws.on`` inside the consumer),
+        and the callback is a bound method: either is a reference cycle that would
+        wait for the cyclic collector, once per connection, if kept.
+        """
+        self._handlers = None
+        self._deliver = None
+        self._reader_scope = None
+
     def _start_reader(self) -> None:
         if self._deliver is None and self._handlers and self._channel_name is not None:
             self.read_channel(self._handle_event)
@@ -194,7 +205,7 @@ class LayerClient:
         # ending starts nothing: its queued messages are dropped, and counted, when its
         # channel is released.
         if not (self.ending or self._reading_stopped) and self._channel_name is not None:
-            self.start_soon(self._read_events, self.channel_layer, self._channel_name)
+            self._start_own(self._read_events, self.channel_layer, self._channel_name)
 
     async def _read_events(self, layer: ChannelLayer, channel: str) -> None:
         deliver = self._deliver

@@ -39,6 +39,8 @@ class Receiver:
         "_restart",
         "_room",
         "_watch_after",
+        "_watch_scope",
+        "_watch_stopped",
         "_watcher_reading",
         "_watching",
         "end_message",
@@ -57,6 +59,8 @@ class Receiver:
         self._in_call = False
         self._watcher_reading = False
         self._watching = False
+        self._watch_scope: anyio.CancelScope | None = None
+        self._watch_stopped = False
         self._restart: Callable[[], None] | None = None
         self._calls = 0
         self._left: anyio.Event | None = None
@@ -146,14 +150,30 @@ class Receiver:
     async def watch(self, on_disconnect: Callable[[], None]) -> None:
         """Read for a busy consumer; call ``on_disconnect`` if the client leaves meanwhile.
 
-        Runs until a disconnect message has been read or the task is cancelled, or
-        (see :meth:`restart_watcher_with`) until it finds the consumer in ``receive()``.
+        Runs until a disconnect message has been read, :meth:`stop_watching` is called
+        or the task is cancelled, or (see :meth:`restart_watcher_with`) until it finds
+        the consumer in ``receive()``.
         """
         self._watching = True
         try:
-            await self._watch(on_disconnect)
+            with anyio.CancelScope() as self._watch_scope:
+                if self._watch_stopped:  # between this task's start and its first step
+                    return
+                await self._watch(on_disconnect)
         finally:
             self._watching = False
+            self._watch_scope = None
+
+    def stop_watching(self) -> None:
+        """End a running :meth:`watch` (it returns; nothing it read is lost). Not a checkpoint.
+
+        Its task then ends without an exception: cancelling the task from outside would
+        leave the cancellation and its traceback - a reference cycle - for the
+        collector, once per connection.
+        """
+        self._watch_stopped = True
+        if self._watch_scope is not None:
+            self._watch_scope.cancel()
 
     async def _watch(self, on_disconnect: Callable[[], None]) -> None:
         fresh = True

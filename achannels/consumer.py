@@ -98,7 +98,12 @@ class AsyncConsumer:
             self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
             connection.adopt_channel(self.channel_name)
         self.base_send = self._sync_send if self._sync else connection.send_message
-        await run_connection(connection, self._driver.serve)
+        try:
+            await run_connection(connection, self._driver.serve)
+        finally:
+            # The driver holds this consumer's dispatch: a reference cycle that would
+            # wait for the cyclic collector, once per connection, if kept.
+            del self._driver
 
     def _open_connection(
         self, scope: Scope, receive: Receive, send: Send, connections: Connections

@@ -209,3 +209,21 @@ async def test_a_restarted_watcher_lives_at_least_watch_after() -> None:
         assert len(starts) == 1
         tg.cancel_scope.cancel()
     server.close()
+
+
+async def test_stop_watching_ends_the_watcher_without_an_error() -> None:
+    server = FakeServer()
+    receiver = Receiver(server.receive, watch_after=0.001, max_buffered=4)
+    with anyio.fail_after(5):  # no outside cancellation: the watcher task must return
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(receiver.watch, lambda: None)
+            await wait_until(lambda: server.pending == 1)  # reading for the consumer
+            receiver.stop_watching()
+        fresh = Receiver(server.receive, watch_after=0.001, max_buffered=4)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(fresh.watch, lambda: None)
+            fresh.stop_watching()  # before the task's first step
+    assert server.calls == 1
+    server.inbox.send_nowait(frame("kept"))
+    assert (await receiver.receive())["text"] == "kept"  # nothing read was lost
+    server.close()
