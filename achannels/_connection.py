@@ -429,22 +429,32 @@ async def _end(connection: Connection) -> None:
     connection._ending = True
     outcome = connection._settle()
     timeout = connection._settings.cleanup_timeout
-    if connection._cleanups:  # no deadline to arm when there is nothing to clean up
-        with anyio.move_on_after(timeout, shield=True) as cleanup:
+    cleaned = not connection._cleanups
+    # One shielded scope for both steps, each given ``timeout``: for a short-lived
+    # connection a second scope costs about as much as its whole cleanup.
+    with anyio.move_on_after(timeout, shield=True) as scope:
+        if not cleaned:
             await connection._run_cleanups()
-        if cleanup.cancelled_caught:
-            logger.warning(
-                "cleanup of %s %r did not finish within %s s; abandoned",
-                connection.scope.get("type"),
-                connection.scope.get("path", connection.scope.get("channel")),
-                timeout,
-            )
-    with anyio.move_on_after(timeout, shield=True):
-        try:
-            await connection._tell_client()
-        except Exception as exc:  # the transport may already be gone
-            logger.debug("could not tell the client of %r how it ended (%s): %r",
-                         connection.scope.get("path"), outcome, exc)  # fmt: skip
+            cleaned = True
+            scope.deadline = anyio.current_time() + timeout
+        await _tell_client(connection, outcome)
+    if not cleaned:
+        logger.warning(
+            "cleanup of %s %r did not finish within %s s; abandoned",
+            connection.scope.get("type"),
+            connection.scope.get("path", connection.scope.get("channel")),
+            timeout,
+        )
+        with anyio.move_on_after(timeout, shield=True):
+            await _tell_client(connection, outcome)
+
+
+async def _tell_client(connection: Connection, outcome: Outcome) -> None:
+    try:
+        await connection._tell_client()
+    except Exception as exc:  # the transport may already be gone
+        logger.debug("could not tell the client of %r how it ended (%s): %r",
+                     connection.scope.get("path"), outcome, exc)  # fmt: skip
 
 
 async def _watch(connection: Connection) -> None:

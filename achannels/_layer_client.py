@@ -247,16 +247,22 @@ class LayerClient:
         if self._channel_name is None or not self._groups:
             return
         layer = self.channel_layer
-        for group in list(self._groups):
-            await layer.group_discard(group, self._channel_name)
+        if not hasattr(layer, "discard_channel_nowait"):  # else releasing leaves them all
+            for group in list(self._groups):
+                await layer.group_discard(group, self._channel_name)
         self._groups.clear()
 
     async def _release_channel(self) -> None:
-        # Layers that can (the memory layer) drop what nobody will read now and count
-        # it; elsewhere the channel's messages expire.
-        discard = getattr(self._layer, "discard_channel", None)
-        if discard is not None and self._channel_name is not None:
-            await discard(self._channel_name)
+        # Layers that can drop what nobody will read now, count it and leave the
+        # channel's groups (the memory layer without yielding); elsewhere the
+        # channel's messages expire.
+        channel, layer = self._channel_name, self._layer
+        if channel is None:
+            return
+        if (discard_nowait := getattr(layer, "discard_channel_nowait", None)) is not None:
+            discard_nowait(channel)
+        elif (discard := getattr(layer, "discard_channel", None)) is not None:
+            await discard(channel)
 
 
 def _never_ready(channel: str) -> dict[str, Any]:

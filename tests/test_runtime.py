@@ -385,3 +385,34 @@ async def test_leak_two_thousand_connections_leave_nothing_running() -> None:
     assert stats.tasks_started >= 2000 * 2
     assert (stats.connections_live, stats.tasks_live) == (0, 0)
     assert len(anyio.get_running_tasks()) == baseline
+
+
+async def test_a_cleanup_over_its_time_is_abandoned_and_the_client_still_told(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    router = Router(cleanup_timeout=0.05)
+    later: list[str] = []
+
+    @router.websocket("/ws/")
+    async def consumer(ws: WebSocket) -> None:
+        async def stuck() -> None:
+            await anyio.sleep_forever()
+
+        async def quick() -> None:  # added first, so runs after the stuck one
+            later.append("ran")
+
+        ws.add_cleanup(quick)
+        ws.add_cleanup(stuck)
+        await ws.accept()
+
+    async with anyio.create_task_group() as tg:
+        conn = await open_ws(router, tg)
+        assert (await conn.output())["type"] == "websocket.accept"
+        close = await conn.output()
+        await conn.finished.wait()
+    assert (close["type"], close["code"]) == ("websocket.close", 1000)
+    assert later == []  # the rest of the cleanup was abandoned with the stuck one
+    [record] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "did not finish within 0.05 s; abandoned" in record.getMessage()
+    assert router.statistics().connections_live == 0
+    conn.close()

@@ -314,6 +314,15 @@ class InMemoryChannelLayer(BaseChannelLayer):
         await checkpoint()
         return self._reg.discard(channel)
 
+    def discard_channel_nowait(self, channel: str) -> int:
+        """Release ``channel`` as :meth:`discard_channel` does, without yielding.
+
+        What a connection's shielded cleanup calls: there a checkpoint is only a trip
+        through the event loop.
+        """
+        require_valid_channel_name(channel)
+        return self._reg.discard(channel)
+
     async def flush(self) -> None:
         """Discard every message, channel and group (a checkpoint, before it acts).
 

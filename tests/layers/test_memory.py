@@ -621,6 +621,18 @@ async def test_discard_channel_leaves_groups_and_counts_what_it_drops() -> None:
     assert await layer.discard_channel(channel) == 0
 
 
+async def test_discard_channel_nowait_does_the_same_without_yielding() -> None:
+    layer = InMemoryChannelLayer()
+    channel = await layer.new_channel()
+    await layer.group_add("g", channel)
+    await layer.group_send("g", {"type": "b"})
+    assert layer.discard_channel_nowait(channel) == 1  # a plain call: nothing to await
+    stats = layer.statistics()
+    assert (stats.discarded, stats.channels, stats.group_members) == (1, 0, 0)
+    with pytest.raises(TypeError):
+        layer.discard_channel_nowait("not a name")
+
+
 async def test_channels_and_groups_can_be_inspected_as_in_channels() -> None:
     layer = InMemoryChannelLayer()
     await layer.send("a", msg(1))
