@@ -268,7 +268,7 @@ class Connection(LayerClient):
             extra.tasks_live -= 1
 
     async def _run_task(
-        self, func: Callable[..., Awaitable[Any]], args: tuple[Any, ...], users: bool
+        self, func: Callable[..., Awaitable[Any]], args: tuple[Any, ...], by_consumer: bool
     ) -> None:
         try:
             await func(*args)
@@ -276,7 +276,7 @@ class Connection(LayerClient):
             self.fail(exc)
         finally:
             self._uncount_task()
-            if users:
+            if by_consumer:
                 self._user_tasks -= 1
 
     async def _run_started_task(

@@ -5,7 +5,9 @@ stream hop. A watcher task (started by the connection, owned by its task group)
 notices when the consumer has been away from ``receive()`` for ``watch_after``
 seconds, busy with something else; only then does it read on the consumer's behalf,
 buffering frames (bounded) so that a disconnect is seen promptly and the busy
-handler can be cancelled. ``receive()`` is never called concurrently and a pending
+handler can be cancelled. It ends while the consumer waits in ``receive()`` and is
+started again when the consumer leaves it, so an idle connection keeps no watcher.
+``receive()`` is never called concurrently and a pending
 server ``receive()`` is never abandoned while the connection lives, so no frame is
 lost or reordered.
 """
@@ -33,7 +35,6 @@ class Receiver:
         "_buffer",
         "_calls",
         "_in_call",
-        "_left",
         "_max_buffered",
         "_receive",
         "_restart",
@@ -63,7 +64,6 @@ class Receiver:
         self._watch_stopped = False
         self._restart: Callable[[], None] | None = None
         self._calls = 0
-        self._left: anyio.Event | None = None
         self._arrived: anyio.Event | None = None
         self._room: anyio.Event | None = None
         #: The client's disconnect message once either reader has read it; nothing is
@@ -102,10 +102,7 @@ class Receiver:
         finally:
             self._in_call = False
             self._calls += 1
-            if self._left is not None:
-                self._left.set()
-                self._left = None
-            elif self._restart is not None and not self.ended and self.claim_watch():
+            if self._restart is not None and not self.ended and self.claim_watch():
                 self._restart()
 
     @property
@@ -114,15 +111,15 @@ class Receiver:
         return self.end_message is not None
 
     def restart_watcher_with(self, restart: Callable[[], None] | None) -> None:
-        """Let the watcher end while the consumer waits in ``receive()``.
+        """Set how a watcher is started again; ``None`` to start no more.
 
-        With ``restart`` set, :meth:`watch` returns when it finds the consumer waiting
-        in ``receive()`` (an idle connection then keeps no watcher task and nothing
-        parked), and ``receive()`` calls ``restart()`` - which must start
-        :meth:`watch` again - when the consumer leaves it with no watcher running. The
-        watcher lives at least ``watch_after`` seconds each time, so a busy
-        connection restarts it at most that often. ``None`` (the default) keeps one
-        watcher for the connection's life; the connection clears it when it ends.
+        :meth:`watch` returns when it finds the consumer waiting in ``receive()`` (an
+        idle connection then keeps no watcher task and nothing parked), and
+        ``receive()`` calls ``restart()`` - which must start :meth:`watch` in a task -
+        when the consumer leaves it with no watcher running. The watcher lives at
+        least ``watch_after`` seconds each time, so a busy connection restarts it at
+        most that often. The connection sets it when it starts and clears it when it
+        ends (the callback refers to the connection: no cycle outlives it).
         """
         self._restart = restart
 
@@ -151,8 +148,8 @@ class Receiver:
         """Read for a busy consumer; call ``on_disconnect`` if the client leaves meanwhile.
 
         Runs until a disconnect message has been read, :meth:`stop_watching` is called
-        or the task is cancelled, or (see :meth:`restart_watcher_with`) until it finds
-        the consumer in ``receive()``.
+        or the task is cancelled, or until it finds the consumer in ``receive()`` (see
+        :meth:`restart_watcher_with`).
         """
         self._watching = True
         try:
@@ -179,15 +176,11 @@ class Receiver:
         fresh = True
         while not self.ended:
             self.watcher_wakeups += 1
-            if self._in_call:
-                if self._restart is None:
-                    left = self._left = anyio.Event()
-                    await left.wait()
-                elif not fresh:
-                    # receive() starts a watcher again once the consumer leaves. Not on
-                    # the first pass: a watcher lives at least watch_after, or a consumer
-                    # back in receive() before it ran would restart it for every frame.
-                    return
+            if self._in_call and not fresh:
+                # receive() starts a watcher again once the consumer leaves. Not on the
+                # first pass: a watcher lives at least watch_after, or a consumer back
+                # in receive() before it ran would restart it for every frame.
+                return
             fresh = False
             if self._buffer is not None and len(self._buffer) >= self._max_buffered:
                 room = self._room = anyio.Event()

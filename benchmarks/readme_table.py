@@ -152,9 +152,11 @@ def sources(records: dict[str, Row]) -> list[str]:
     lines = ["Sources (`benchmarks/results/`):", ""]
     for name, record in records.items():
         quick = " (quick)" if record.get("quick") else ""
+        cpu = record.get("machine", {}).get("cpu", "?")
+        tree = record["versions"].get("achannels_tree", "?")
         lines.append(
-            f"- `{name}`: `{record['command']}`{quick}, {record['date']}, load average "
-            f"{record['load_before'][0]} before / {record['load_after'][0]} after; "
+            f"- `{name}`: `{record['command']}`{quick}, {record['date']}, {cpu} ({tree}), "
+            f"load average {record['load_before'][0]} before / {record['load_after'][0]} after; "
             f"achannels served: {record['versions'].get('achannels_served_from', '?')}"
         )
     return lines

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
 import pytest
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -41,6 +43,19 @@ class FakeServer:
         self._outbox.close()
 
 
+def start_watcher(
+    receiver: Receiver, tg: anyio.abc.TaskGroup, on_disconnect: Callable[[], None]
+) -> None:
+    """Start the watcher as a connection does: again whenever the consumer leaves receive()."""
+
+    def restart() -> None:
+        tg.start_soon(receiver.watch, on_disconnect)
+
+    receiver.restart_watcher_with(restart)
+    assert receiver.claim_watch()
+    restart()
+
+
 def frame(text: str) -> dict[str, Any]:
     return {"type": "websocket.receive", "text": text}
 
@@ -50,7 +65,7 @@ async def test_direct_receive_keeps_order_and_never_wakes_the_watcher() -> None:
     receiver = Receiver(server.receive, watch_after=60, max_buffered=4)
     left: list[int] = []
     async with anyio.create_task_group() as tg:
-        tg.start_soon(receiver.watch, lambda: left.append(1))
+        start_watcher(receiver, tg, lambda: left.append(1))
         for n in range(50):
             server.inbox.send_nowait(frame(str(n)))
         received = [(await receiver.receive())["text"] for _ in range(50)]
@@ -66,7 +81,7 @@ async def test_the_watcher_does_not_wake_per_frame() -> None:
     server = FakeServer()
     receiver = Receiver(server.receive, watch_after=60, max_buffered=4)
     async with anyio.create_task_group() as tg:
-        tg.start_soon(receiver.watch, lambda: None)
+        start_watcher(receiver, tg, lambda: None)
         await anyio.wait_all_tasks_blocked()
         for n in range(1000):
             server.inbox.send_nowait(frame(str(n)))
@@ -82,7 +97,7 @@ async def test_busy_consumer_is_told_when_the_client_leaves() -> None:
     receiver = Receiver(server.receive, watch_after=0.01, max_buffered=4)
     gone = anyio.Event()
     async with anyio.create_task_group() as tg:
-        tg.start_soon(receiver.watch, gone.set)
+        start_watcher(receiver, tg, gone.set)
         server.inbox.send_nowait(frame("a"))
         server.inbox.send_nowait({"type": "websocket.disconnect", "code": 1001})
         with anyio.fail_after(5):
@@ -98,7 +113,7 @@ async def test_frames_read_for_a_busy_consumer_arrive_in_order() -> None:
     server = FakeServer()
     receiver = Receiver(server.receive, watch_after=0.01, max_buffered=3)
     async with anyio.create_task_group() as tg:
-        tg.start_soon(receiver.watch, tg.cancel_scope.cancel)
+        start_watcher(receiver, tg, tg.cancel_scope.cancel)
         for n in range(10):
             server.inbox.send_nowait(frame(str(n)))
         await wait_until(lambda: len(receiver._buffer or ()) == 3)  # full: the watcher stops
@@ -113,7 +128,7 @@ async def test_a_cancelled_receive_loses_nothing() -> None:
     server = FakeServer()
     receiver = Receiver(server.receive, watch_after=0.01, max_buffered=4)
     async with anyio.create_task_group() as tg:
-        tg.start_soon(receiver.watch, lambda: None)
+        start_watcher(receiver, tg, lambda: None)
         with anyio.move_on_after(0.05):
             await receiver.receive()
         # Let the watcher take over reading, then cancel a consumer waiting on it.
