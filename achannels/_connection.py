@@ -221,8 +221,7 @@ class Connection(LayerClient):
             RuntimeError: the connection has already ended.
         """
         task_group = self._require_task_group()
-        self._count_task()
-        self._user_tasks += 1
+        self._count_task(by_consumer=True)
         task_group.start_soon(self._run_task, func, args, True, name=name)
 
     async def start(
@@ -236,8 +235,7 @@ class Connection(LayerClient):
         Like ``TaskGroup.start``: returns the value passed to ``task_status.started``.
         """
         task_group = self._require_task_group()
-        self._count_task()
-        self._user_tasks += 1
+        self._count_task(by_consumer=True)
         return await task_group.start(self._run_started_task, func, args, name=name)
 
     def _start_own(self, func: Callable[..., Awaitable[Any]], *args: Any) -> None:
@@ -247,7 +245,7 @@ class Connection(LayerClient):
         the connection ends (see :func:`run_connection`).
         """
         task_group = self._require_task_group()
-        self._count_task()
+        self._count_task(by_consumer=False)
         task_group.start_soon(self._run_task, func, args, False)
 
     def _require_task_group(self) -> TaskGroup:
@@ -255,14 +253,18 @@ class Connection(LayerClient):
             raise RuntimeError("the connection has ended; it cannot start tasks")
         return self._task_group
 
-    def _count_task(self) -> None:
+    def _count_task(self, *, by_consumer: bool) -> None:
+        if by_consumer:
+            self._user_tasks += 1
         self._connections.tasks_live += 1
         self._connections.tasks_started += 1
         if extra := server_connections.get():
             extra.tasks_live += 1
             extra.tasks_started += 1
 
-    def _uncount_task(self) -> None:
+    def _uncount_task(self, *, by_consumer: bool) -> None:
+        if by_consumer:
+            self._user_tasks -= 1
         self._connections.tasks_live -= 1
         if extra := server_connections.get():
             extra.tasks_live -= 1
@@ -275,9 +277,7 @@ class Connection(LayerClient):
         except Exception as exc:
             self.fail(exc)
         finally:
-            self._uncount_task()
-            if by_consumer:
-                self._user_tasks -= 1
+            self._uncount_task(by_consumer=by_consumer)
 
     async def _run_started_task(
         self,
@@ -291,8 +291,7 @@ class Connection(LayerClient):
         except Exception as exc:
             self.fail(exc)
         finally:
-            self._uncount_task()
-            self._user_tasks -= 1
+            self._uncount_task(by_consumer=True)
 
     def add_cleanup(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Run ``callback()`` when the connection ends, shielded and bounded.
@@ -329,7 +328,7 @@ class Connection(LayerClient):
         """
         task_group = self._task_group
         if task_group is not None and not self._ending:
-            self._count_task()
+            self._count_task(by_consumer=False)
             task_group.start_soon(_watch, self)
 
     def _settle(self) -> Outcome:
@@ -461,4 +460,4 @@ async def _watch(connection: Connection) -> None:
     try:
         await connection._receiver.watch(connection._client_left)
     finally:
-        connection._uncount_task()
+        connection._uncount_task(by_consumer=False)
