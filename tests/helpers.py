@@ -7,7 +7,9 @@ from typing import Any
 
 import anyio
 
+from achannels import Router, WebSocket
 from achannels._asgi import ASGIApp
+from achannels.layers import InMemoryChannelLayer
 
 
 async def wait_until(condition: Callable[[], bool], *, within: float = 5.0) -> None:
@@ -98,3 +100,43 @@ def http_scope(path: str = "/", method: str = "GET", **extra: Any) -> dict[str, 
     }
     scope.update(extra)
     return scope
+
+
+def chat_router(layer: InMemoryChannelLayer) -> Router:
+    """A native chat: ``/chat/{room}/`` joins ``chat_{room}``; ``{"m": ...}`` goes to the room."""
+    router = Router(layer=layer)
+
+    @router.websocket("/chat/{room}/")
+    async def chat(ws: WebSocket, room: str) -> None:
+        await ws.accept()
+        await ws.group_add(f"chat_{room}")
+
+        @ws.on("chat.message")
+        async def relay(event: dict[str, Any]) -> None:
+            await ws.send_json({"message": event["message"]})
+
+        async for data in ws.iter_json():
+            await ws.group_send(f"chat_{room}", {"type": "chat.message", "message": data["m"]})
+
+    return router
+
+
+def chat_consumer_app(layer: InMemoryChannelLayer) -> ASGIApp:
+    """The same chat as a consumer class, in the group ``room`` (imported here: Django)."""
+    from achannels.generic.websocket import AsyncJsonWebsocketConsumer
+
+    class Chat(AsyncJsonWebsocketConsumer):
+        channel_layer = layer
+
+        async def connect(self) -> None:
+            assert self.channel_name is not None
+            await layer.group_add("room", self.channel_name)
+            await self.accept()
+
+        async def receive_json(self, content: Any, **kwargs: Any) -> None:
+            await layer.group_send("room", {"type": "chat.message", "message": content["m"]})
+
+        async def chat_message(self, event: dict[str, Any]) -> None:
+            await self.send_json({"message": event["message"]})
+
+    return Chat.as_asgi()

@@ -11,60 +11,21 @@ from __future__ import annotations
 import gc
 import json
 from collections.abc import Callable
-from typing import Any
 
 import anyio
 import pytest
 
-from achannels import Router, WebSocket
 from achannels._asgi import ASGIApp
-from achannels.generic.websocket import AsyncJsonWebsocketConsumer
 from achannels.layers import InMemoryChannelLayer
 
-from .helpers import RawConnection, ws_scope
+from .helpers import RawConnection, chat_consumer_app, chat_router, ws_scope
 
 pytestmark = pytest.mark.anyio
 
 
-def native_app(layer: InMemoryChannelLayer) -> ASGIApp:
-    router = Router(layer=layer)
-
-    @router.websocket("/ws/")
-    async def chat(ws: WebSocket) -> None:
-        await ws.group_add("room")
-
-        @ws.on("chat.message")  # closes over ws: a cycle until the connection ends
-        async def relay(event: dict[str, Any]) -> None:
-            await ws.send_json({"message": event["message"]})
-
-        await ws.accept()
-        async for data in ws.iter_json():
-            await ws.group_send("room", {"type": "chat.message", "message": data["m"]})
-
-    return router
-
-
-def class_app(layer: InMemoryChannelLayer) -> ASGIApp:
-    class Chat(AsyncJsonWebsocketConsumer):
-        channel_layer = layer
-
-        async def connect(self) -> None:
-            assert self.channel_name is not None
-            await layer.group_add("room", self.channel_name)
-            await self.accept()
-
-        async def receive_json(self, content: Any, **kwargs: Any) -> None:
-            await layer.group_send("room", {"type": "chat.message", "message": content["m"]})
-
-        async def chat_message(self, event: dict[str, Any]) -> None:
-            await self.send_json({"message": event["message"]})
-
-    return Chat.as_asgi()
-
-
 async def chat_once(app: ASGIApp) -> None:
     """Connect, send a message the room (and so the connection's reader) relays, leave."""
-    connection = RawConnection(ws_scope("/ws/"))
+    connection = RawConnection(ws_scope("/chat/room/"))
     async with anyio.create_task_group() as tg:
         tg.start_soon(connection.run, app)
         connection.send_input({"type": "websocket.connect"})
@@ -76,7 +37,7 @@ async def chat_once(app: ASGIApp) -> None:
     connection.close()
 
 
-@pytest.mark.parametrize("make_app", [native_app, class_app], ids=["native", "class"])
+@pytest.mark.parametrize("make_app", [chat_router, chat_consumer_app], ids=["native", "class"])
 async def test_an_ended_connection_leaves_no_cyclic_garbage(
     make_app: Callable[[InMemoryChannelLayer], ASGIApp],
 ) -> None:

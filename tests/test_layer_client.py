@@ -13,27 +13,9 @@ from achannels.exceptions import InvalidChannelLayerError
 from achannels.layers import InMemoryChannelLayer
 from achannels.testing import HttpCommunicator, WebsocketCommunicator
 
-from .helpers import RawConnection, wait_until, ws_scope
+from .helpers import RawConnection, chat_consumer_app, chat_router, wait_until, ws_scope
 
 pytestmark = pytest.mark.anyio
-
-
-def chat_router(layer: InMemoryChannelLayer) -> Router:
-    router = Router(layer=layer)
-
-    @router.websocket("/chat/{room}/")
-    async def chat(ws: WebSocket, room: str) -> None:
-        await ws.accept()
-        await ws.group_add(f"chat_{room}")
-
-        @ws.on("chat.message")
-        async def relay(event: dict[str, Any]) -> None:
-            await ws.send_json({"message": event["message"]})
-
-        async for data in ws.iter_json():
-            await ws.group_send(f"chat_{room}", {"type": "chat.message", "message": data["m"]})
-
-    return router
 
 
 async def test_group_message_reaches_every_member() -> None:
@@ -221,22 +203,8 @@ async def test_a_member_that_gets_nothing_keeps_no_reader_task() -> None:
 
 
 async def test_a_class_consumer_reads_its_channel_from_the_first_message() -> None:
-    from achannels.generic.websocket import AsyncJsonWebsocketConsumer
-
     layer = InMemoryChannelLayer()
-
-    class Chat(AsyncJsonWebsocketConsumer):
-        channel_layer = layer
-
-        async def connect(self) -> None:
-            assert self.channel_name is not None
-            await layer.group_add("room", self.channel_name)
-            await self.accept()
-
-        async def chat_message(self, event: dict[str, Any]) -> None:
-            await self.send_json({"message": event["message"]})
-
-    app = Chat.as_asgi()
+    app = chat_consumer_app(layer)
     stats: Any = app
     async with WebsocketCommunicator(app, "/") as comm:
         await comm.connect()
