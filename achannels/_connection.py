@@ -10,7 +10,7 @@ then cancels and joins every task the consumer started.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVarTuple
@@ -159,19 +159,22 @@ class Connection(LayerClient):
         self._connections = connections
         self._settings = settings
         self._layer = layer
+        # The consumer runs in its task group's own cancel scope (one scope less per
+        # connection): cancelling it stops the consumer and the tasks it started, while
+        # the runtime's own tasks, shielded, are stopped through their own scopes.
         self._task_group: TaskGroup | None = None
-        self._consumer_scope = anyio.CancelScope()
         self._error: Exception | None = None
         self._server_error: Exception | None = None
         self._ending = False
         #: Cancelled from outside (the server, an enclosing task group), not by us.
         self._abandoned = False
-        self._cleanups: list[Callable[[], Awaitable[None]]] = []
+        # Made by the first add_cleanup(): the layer's own cleanup needs no entry.
+        self._cleanups: list[Callable[[], Awaitable[None]]] | None = None
         self._user_tasks = 0  # live tasks the consumer started (not the runtime's own)
         # LayerClient's state, set here so that every connection's instance dict keeps
         # one compact layout (set later, the first group_add resizes it: ~800 bytes).
         self._channel_name: str | None = None
-        self._groups: set[str] | None = None
+        self._groups: list[str] | None = None
         self._handlers: dict[str, EventHandler] | None = None
         self._deliver: EventHandler | None = None
         self._reader_scope: anyio.CancelScope | None = None
@@ -296,8 +299,11 @@ class Connection(LayerClient):
     def add_cleanup(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Run ``callback()`` when the connection ends, shielded and bounded.
 
-        Callbacks run last-added first, after the close message was sent.
+        Callbacks run last-added first, before the close frame (or error response) goes
+        out; then the connection leaves its layer groups and releases its channel.
         """
+        if self._cleanups is None:
+            self._cleanups = []
         self._cleanups.append(callback)
 
     # -- ending -------------------------------------------------------------------
@@ -308,18 +314,19 @@ class Connection(LayerClient):
             self._error = exc
         else:
             logger.error("another error in a failed connection", exc_info=exc)
-        self._consumer_scope.cancel()
+        self.cancel()
 
     def cancel(self) -> None:
-        """Cancel the consumer; its cleanup still runs."""
-        self._consumer_scope.cancel()
+        """Cancel the consumer and the tasks it started; its cleanup still runs."""
+        if self._task_group is not None:
+            self._task_group.cancel_scope.cancel()
 
     def request_close(self, code: int) -> None:
         """Ask the connection to close with ``code`` (server shutdown)."""
         self.cancel()
 
     def _client_left(self) -> None:
-        self._consumer_scope.cancel()
+        self.cancel()
 
     def _start_watcher(self) -> None:
         """Start the disconnect watcher (claimed with ``claim_watch()`` first).
@@ -346,13 +353,17 @@ class Connection(LayerClient):
     async def _tell_client(self) -> None:
         """Send what :meth:`_settle` decided (nothing for a scope without a client)."""
 
+    @property
+    def _has_cleanups(self) -> bool:
+        return bool(self._cleanups) or self._channel_name is not None
+
     async def _run_cleanups(self) -> None:
-        while self._cleanups:
-            callback = self._cleanups.pop()
-            try:
-                await callback()
-            except Exception:
-                logger.exception("connection cleanup %r failed", callback)
+        cleanups = self._cleanups or []
+        while cleanups:
+            await _run_cleanup(cleanups.pop())
+        if self._channel_name is not None:
+            await _run_cleanup(self._leave_groups)
+            await _run_cleanup(self._release_channel)
 
     def _log_error(self, exc: Exception) -> None:
         """Count and log a server-side error (not a client's bad input or departure)."""
@@ -366,9 +377,11 @@ class Connection(LayerClient):
         )
 
 
-async def run_connection(connection: Connection, consumer: Callable[[], Awaitable[None]]) -> None:
-    """Run ``consumer()`` for ``connection`` in a task group of its own.
+async def run_connection(connection: Connection, consumer: Awaitable[Any]) -> None:
+    """Await ``consumer`` (the consumer's coroutine) for ``connection`` in a task group of its own.
 
+    A coroutine rather than a function to call: an idle connection then keeps no
+    closure alive. One the connection ends before starting is closed unstarted.
     Returns when the consumer and every task it started have finished. Re-raises a
     consumer's server-side error (one that closed with 1011 / answered 500) only when
     :data:`achannels._asgi.raise_app_errors` is set; a client's departure or bad input
@@ -387,13 +400,11 @@ async def run_connection(connection: Connection, consumer: Callable[[], Awaitabl
                 if connection._receiver.claim_watch():
                     connection._start_watcher()
             try:
-                with connection._consumer_scope:
-                    try:
-                        await consumer()
-                    except Exception as exc:
-                        connection.fail(exc)
+                await consumer
+            except Exception as exc:
+                connection.fail(exc)
             except anyio.get_cancelled_exc_class():
-                connection._abandoned = True
+                connection._abandoned = not task_group.cancel_scope.cancel_called
                 raise
             finally:
                 await _end(connection)
@@ -406,6 +417,8 @@ async def run_connection(connection: Connection, consumer: Callable[[], Awaitabl
                 if connection._user_tasks:
                     task_group.cancel_scope.cancel()
     finally:
+        if isinstance(consumer, Coroutine):
+            consumer.close()  # a no-op once it ran; unstarted, it would warn
         connection._task_group = None
         connection._forget_handlers()  # no cycle outlives the connection
         connections._remove(connection)
@@ -428,7 +441,7 @@ async def _end(connection: Connection) -> None:
     connection._ending = True
     outcome = connection._settle()
     timeout = connection._settings.cleanup_timeout
-    cleaned = not connection._cleanups
+    cleaned = not connection._has_cleanups
     # One shielded scope for both steps, each given ``timeout``: for a short-lived
     # connection a second scope costs about as much as its whole cleanup.
     with anyio.move_on_after(timeout, shield=True) as scope:
@@ -446,6 +459,13 @@ async def _end(connection: Connection) -> None:
         )
         with anyio.move_on_after(timeout, shield=True):
             await _tell_client(connection, outcome)
+
+
+async def _run_cleanup(callback: Callable[[], Awaitable[None]]) -> None:
+    try:
+        await callback()
+    except Exception:
+        logger.exception("connection cleanup %r failed", callback)
 
 
 async def _tell_client(connection: Connection, outcome: Outcome) -> None:

@@ -34,7 +34,7 @@ class LayerClient:
 
     _layer: ChannelLayer | None
     _channel_name: str | None = None
-    _groups: set[str] | None = None
+    _groups: list[str] | None = None
     _handlers: dict[str, EventHandler] | None = None
     _deliver: EventHandler | None = None
     _reader_scope: anyio.CancelScope | None = None
@@ -43,8 +43,6 @@ class LayerClient:
     if TYPE_CHECKING:  # provided by Connection
 
         def _start_own(self, func: Callable[..., Awaitable[Any]], *args: Any) -> None: ...
-
-        def add_cleanup(self, callback: Callable[[], Awaitable[None]]) -> None: ...
 
         @property
         def ending(self) -> bool: ...
@@ -83,8 +81,9 @@ class LayerClient:
     def adopt_channel(self, name: str) -> None:
         """Make ``name`` (from the layer's ``new_channel()``) this connection's channel.
 
-        Its messages are released when the connection ends, after the groups are left.
-        For a class consumer, which reads its channel itself.
+        Its messages are released when the connection ends, after the cleanup callbacks
+        ran and the groups were left. For a class consumer, which reads its channel
+        itself.
 
         Raises:
             RuntimeError: the connection already has a channel.
@@ -92,17 +91,16 @@ class LayerClient:
         if self._channel_name is not None:
             raise RuntimeError(f"this connection already has channel {self._channel_name!r}")
         self._channel_name = name
-        self.add_cleanup(self._release_channel)
 
     async def group_add(self, group: str) -> None:
         """Join ``group``; the membership ends when the connection ends. A checkpoint."""
         channel = await self.get_channel_name()
         if self._groups is None:
-            self._groups = set()
-            self.add_cleanup(self._leave_groups)
+            self._groups = []  # a list: most connections join one or two groups
         # Recorded first: a cancellation during the layer call (a real window on a
         # networked layer) must still leave a membership that cleanup removes.
-        self._groups.add(group)
+        if group not in self._groups:
+            self._groups.append(group)
         await self.channel_layer.group_add(group, channel)
 
     async def group_discard(self, group: str) -> None:
@@ -110,7 +108,8 @@ class LayerClient:
         if self._channel_name is None or not self._groups or group not in self._groups:
             return
         await self.channel_layer.group_discard(group, self._channel_name)
-        self._groups.discard(group)
+        if group in self._groups:  # unless a concurrent call removed it meanwhile
+            self._groups.remove(group)
 
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
         """Send ``message`` (a dict with a ``"type"``) to every member of ``group``."""
@@ -213,7 +212,9 @@ class LayerClient:
         receive_nowait: Callable[[str], dict[str, Any]] = getattr(
             layer, "receive_nowait", _never_ready
         )
-        with anyio.CancelScope() as scope:
+        # Shielded: stopped through this scope only (stop_reading), never by cancelling
+        # the connection, so the task always ends without an exception.
+        with anyio.CancelScope(shield=True) as scope:
             self._reader_scope = scope
             if self._reading_stopped:  # between this task's start and its first step
                 return

@@ -153,7 +153,9 @@ class Receiver:
         """
         self._watching = True
         try:
-            with anyio.CancelScope() as self._watch_scope:
+            # Shielded: it is stopped through this scope only (stop_watching), never by
+            # cancelling the connection, so it always ends without an exception.
+            with anyio.CancelScope(shield=True) as self._watch_scope:
                 if self._watch_stopped:  # between this task's start and its first step
                     return
                 await self._watch(on_disconnect)

@@ -228,7 +228,11 @@ class Router:
         """Serve one ASGI connection."""
         kind = scope.get("type")
         if kind == "websocket":
-            await self._serve_websocket(scope, receive, send)
+            # Run from here, not from a method of its own: an idle WebSocket keeps every
+            # frame on its path alive for as long as it lives (~450 bytes each).
+            ws, route = await self._open_websocket(scope, receive, send)
+            if route is not None:
+                await run_connection(ws, route.endpoint(ws, **ws.path_params))
         elif kind == "http":
             await self._serve_http(scope, receive, send)
         elif kind == "lifespan":
@@ -249,7 +253,13 @@ class Router:
             path = path[len(root) :]
         return path or "/"
 
-    async def _serve_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _open_websocket(
+        self, scope: Scope, receive: Receive, send: Send
+    ) -> tuple[WebSocket, _Route | None]:
+        """Route a WebSocket and read its connect message; deny it (404) if no route matched.
+
+        Returns the connection and its route, ``None`` once denied.
+        """
         path = self._route_path(scope)
         for route in self._websocket_routes:
             params = route.pattern.match(path)
@@ -273,9 +283,7 @@ class Router:
         if route is None:
             logger.info("no WebSocket route for %r; denied with 404", path)
             await ws.deny(404, body=b"Not Found")
-            return
-        endpoint = route.endpoint
-        await run_connection(ws, lambda: endpoint(ws, **params))
+        return ws, route
 
     async def _serve_http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = self._route_path(scope)
@@ -320,7 +328,7 @@ class Router:
             else:
                 await response(request.send_message)
 
-        await run_connection(request, respond)
+        await run_connection(request, respond())
 
     async def _serve_lifespan(self, receive: Receive, send: Send) -> None:
         message = await receive()

@@ -40,19 +40,19 @@ class _Frames(AsyncIterator[T]):
     """Frames until the client leaves or the socket is closed.
 
     A plain iterator rather than an async generator: abandoning it (a cancelled
-    ``async for``) needs no finalisation, so nothing warns under trio.
+    ``async for``) needs no finalisation, so nothing warns under trio. ``__anext__``
+    returns the connection's coroutine instead of awaiting it: a consumer waiting in
+    ``async for`` keeps one coroutine frame less alive.
     """
 
-    __slots__ = ("_receive",)
+    __slots__ = ("_convert", "_ws")
 
-    def __init__(self, receive: Callable[[], Awaitable[T]]) -> None:
-        self._receive = receive
+    def __init__(self, ws: WebSocket, convert: Callable[[str | bytes], T]) -> None:
+        self._ws = ws
+        self._convert = convert
 
-    async def __anext__(self) -> T:
-        try:
-            return await self._receive()
-        except (WebSocketDisconnect, anyio.ClosedResourceError):
-            raise StopAsyncIteration from None
+    def __anext__(self) -> Awaitable[T]:
+        return self._ws._next_frame(self._convert)
 
 
 class WebSocket(Connection):
@@ -222,11 +222,7 @@ class WebSocket(Connection):
         Raises:
             InvalidMessage: the frame is not valid JSON (close code 1007) or is binary (1003).
         """
-        text = _text(self._unpack(await self._open_receiver().receive()))
-        try:
-            return json.loads(text)
-        except ValueError as exc:
-            raise InvalidMessage(f"malformed JSON in a text frame: {exc}") from exc
+        return _json(self._unpack(await self._open_receiver().receive()))
 
     def _open_receiver(self) -> Receiver:
         if self._state.state is not WebSocketState.OPEN:
@@ -246,29 +242,30 @@ class WebSocket(Connection):
         """Iterate over frames until the client leaves or the connection is closed."""
         return self
 
-    async def __anext__(self) -> str | bytes:
+    def __anext__(self) -> Awaitable[str | bytes]:
         """Return the next frame; end the iteration when the client left or on close."""
         # The hot path of ``async for message in ws``: no iterator object in between.
-        try:
-            return await self.receive()
-        except (WebSocketDisconnect, anyio.ClosedResourceError):
-            raise StopAsyncIteration from None
+        return self._next_frame(_as_is)
 
     def iter_text(self) -> AsyncIterator[str]:
         """Iterate over text frames until the client leaves or the connection is closed."""
-        return self._iterate(self.receive_text)
+        return _Frames(self, _text)
 
     def iter_bytes(self) -> AsyncIterator[bytes]:
         """Iterate over binary frames until the client leaves or the connection is closed."""
-        return self._iterate(self.receive_bytes)
+        return _Frames(self, _binary)
 
     def iter_json(self) -> AsyncIterator[Any]:
         """Iterate over JSON text frames until the client leaves or the connection is closed."""
-        return self._iterate(self.receive_json)
+        return _Frames(self, _json)
 
-    @staticmethod
-    def _iterate(receive: Callable[[], Awaitable[T]]) -> AsyncIterator[T]:
-        return _Frames(receive)
+    async def _next_frame(self, convert: Callable[[str | bytes], T]) -> T:
+        """The next frame, converted, for ``async for``: which ends when the client left."""
+        try:
+            data = self._unpack(await self._open_receiver().receive())
+        except (WebSocketDisconnect, anyio.ClosedResourceError):
+            raise StopAsyncIteration from None
+        return convert(data)
 
     # -- the ASGI message path, shared with class consumers -----------------------------
 
@@ -408,4 +405,16 @@ def _text(data: str | bytes) -> str:
 def _binary(data: str | bytes) -> bytes:
     if not isinstance(data, bytes):
         raise InvalidMessage("expected a binary frame, got a text one", close_code=1003)
+    return data
+
+
+def _json(data: str | bytes) -> Any:
+    text = _text(data)  # a binary frame is 1003, not malformed JSON's 1007
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise InvalidMessage(f"malformed JSON in a text frame: {exc}") from exc
+
+
+def _as_is(data: str | bytes) -> str | bytes:
     return data

@@ -69,7 +69,6 @@ class AsyncConsumer:
     scope: Scope
     channel_layer: ChannelLayer | None
     channel_name: str | None
-    channel_receive: Callable[[], Awaitable[Message]] | None
     base_send: Callable[[Message], Any]
     _connection: Connection
     _driver: ConsumerDriver
@@ -92,14 +91,12 @@ class AsyncConsumer:
         self._connection = connection
         self._driver = ConsumerDriver(connection, self.dispatch)
         self.channel_name = None
-        self.channel_receive = None
         if self.channel_layer is not None:
             self.channel_name = await self.channel_layer.new_channel()
-            self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
             connection.adopt_channel(self.channel_name)
         self.base_send = self._sync_send if self._sync else connection.send_message
         try:
-            await run_connection(connection, self._driver.serve)
+            await run_connection(connection, self._driver.serve())
         finally:
             # The driver holds this consumer's dispatch: a reference cycle that would
             # wait for the cyclic collector, once per connection, if kept.
@@ -121,6 +118,17 @@ class AsyncConsumer:
         if kind == "http":
             return Request(scope, receive, send, **common)
         return Connection(scope, receive, send, **common)
+
+    @property
+    def channel_receive(self) -> Callable[[], Awaitable[Message]] | None:
+        """``await self.channel_receive()`` takes the next message on :attr:`channel_name`.
+
+        As in Channels; ``None`` without a layer. Made when asked for: a connection
+        then keeps no callable for it.
+        """
+        if self.channel_layer is None or self.channel_name is None:
+            return None
+        return functools.partial(self.channel_layer.receive, self.channel_name)
 
     def _sync_send(self, message: Message) -> None:
         anyio.from_thread.run(self._connection.send_message, message)

@@ -56,6 +56,13 @@ def start_watcher(
     restart()
 
 
+def stop(receiver: Receiver, tg: anyio.abc.TaskGroup) -> None:
+    """End the test as a connection ends: the watcher is stopped, not cancelled."""
+    receiver.restart_watcher_with(None)
+    receiver.stop_watching()
+    tg.cancel_scope.cancel()
+
+
 def frame(text: str) -> dict[str, Any]:
     return {"type": "websocket.receive", "text": text}
 
@@ -69,7 +76,7 @@ async def test_direct_receive_keeps_order_and_never_wakes_the_watcher() -> None:
         for n in range(50):
             server.inbox.send_nowait(frame(str(n)))
         received = [(await receiver.receive())["text"] for _ in range(50)]
-        tg.cancel_scope.cancel()
+        stop(receiver, tg)
     assert received == [str(n) for n in range(50)]
     assert server.calls == 50
     assert left == []
@@ -87,7 +94,7 @@ async def test_the_watcher_does_not_wake_per_frame() -> None:
             server.inbox.send_nowait(frame(str(n)))
             await receiver.receive()
             await anyio.lowlevel.checkpoint()  # let the watcher run if it was woken
-        tg.cancel_scope.cancel()
+        stop(receiver, tg)
     assert receiver.watcher_wakeups <= 2
     server.close()
 
@@ -119,7 +126,7 @@ async def test_frames_read_for_a_busy_consumer_arrive_in_order() -> None:
         await wait_until(lambda: len(receiver._buffer or ()) == 3)  # full: the watcher stops
         assert server.calls == 3, "reading pauses when the buffer is full"
         received = [(await receiver.receive())["text"] for _ in range(10)]
-        tg.cancel_scope.cancel()
+        stop(receiver, tg)
     assert received == [str(n) for n in range(10)]
     server.close()
 
@@ -139,7 +146,7 @@ async def test_a_cancelled_receive_loses_nothing() -> None:
         server.inbox.send_nowait(frame("kept"))
         with anyio.fail_after(5):
             assert (await receiver.receive())["text"] == "kept"
-        tg.cancel_scope.cancel()
+        stop(receiver, tg)
     server.close()
 
 
@@ -151,7 +158,7 @@ async def test_concurrent_receive_is_refused() -> None:
         await anyio.wait_all_tasks_blocked()
         with pytest.raises(RuntimeError, match="already being awaited"):
             await receiver.receive()
-        tg.cancel_scope.cancel()
+        stop(receiver, tg)
     server.close()
 
 
@@ -222,7 +229,7 @@ async def test_a_restarted_watcher_lives_at_least_watch_after() -> None:
                 await anyio.wait_all_tasks_blocked()  # the consumer waits in receive()
                 server.inbox.send_nowait(frame(str(n)))
         assert len(starts) == 1
-        tg.cancel_scope.cancel()
+        stop(receiver, tg)
     server.close()
 
 
