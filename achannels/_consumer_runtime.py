@@ -28,7 +28,7 @@ from ._asgi import Message
 from ._connection import Connection
 from .exceptions import StopConsumer
 
-__all__ = ["ConsumerDriver", "DispatchGate"]
+__all__ = ["ConsumerDriver", "DispatchGate", "may_skip"]
 
 Dispatch = Callable[[Message], Awaitable[None]]
 
@@ -105,17 +105,10 @@ class ConsumerDriver:
         self._gate = DispatchGate()
         self._disconnect_dispatched = False
 
-    def may_skip(self, message: Message) -> bool:
-        """Whether a consumer with no handler for ``message`` may let it pass.
-
-        Only a disconnect that has nothing left to end may: one that follows a complete
-        HTTP response or a close (or denial) the consumer sent, which servers and the
-        communicators deliver, and the one the runtime synthesises at the end. A
-        consumer that handles only ``http.request`` then ends quietly instead of
-        failing, and one the client leaves mid-exchange still fails as in Channels.
-        """
-        connection = self._connection
-        return message["type"] in _DISCONNECTS and (connection.exchange_over or connection.ending)
+    @property
+    def connection(self) -> Connection:
+        """The connection this driver feeds the consumer from."""
+        return self._connection
 
     async def serve(self) -> None:
         """Dispatch client (and layer) messages until the consumer stops.
@@ -160,6 +153,18 @@ class ConsumerDriver:
         self._connection.stop_reading()
         with contextlib.suppress(StopConsumer):
             await self._gate.run(self._dispatch, self._connection.disconnect_message())
+
+
+def may_skip(connection: Connection, message: Message) -> bool:
+    """Whether a consumer with no handler for ``message`` may let it pass.
+
+    Only a disconnect that has nothing left to end may: one that follows a complete
+    HTTP response or a close (or denial) the consumer sent, which servers and the
+    communicators deliver, and the one the runtime synthesises at the end. A consumer
+    that handles only ``http.request`` then ends quietly instead of failing, and one
+    the client leaves mid-exchange still fails as in Channels.
+    """
+    return message["type"] in _DISCONNECTS and (connection.exchange_over or connection.ending)
 
 
 _DISCONNECTS = frozenset({"websocket.disconnect", "http.disconnect"})

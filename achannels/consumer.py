@@ -19,7 +19,7 @@ import anyio.from_thread
 
 from ._asgi import ASGIApp, Message, Receive, Scope, Send
 from ._connection import Connection, Connections, ConnectionSettings, run_connection
-from ._consumer_runtime import ConsumerDriver
+from ._consumer_runtime import ConsumerDriver, may_skip
 from ._http import Request
 from ._websocket import WebSocket
 from .db import database_sync_to_async
@@ -71,7 +71,6 @@ class AsyncConsumer:
     channel_name: str | None
     base_send: Callable[[Message], Any]
     _connection: Connection
-    _driver: ConsumerDriver
 
     def __init__(self, **kwargs: Any) -> None:
         for key, value in kwargs.items():
@@ -79,28 +78,30 @@ class AsyncConsumer:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one connection (ASGI 3)."""
-        await self._serve(scope, receive, send, Connections())
+        driver = await self._open(scope, receive, send, Connections())
+        await run_connection(driver.connection, driver.serve())
 
-    async def _serve(
+    async def _open(
         self, scope: Scope, receive: Receive, send: Send, connections: Connections
-    ) -> None:
+    ) -> ConsumerDriver:
+        """Set the consumer up for one connection; return the driver that serves it.
+
+        The caller runs ``run_connection(driver.connection, driver.serve())`` itself: a
+        method of ours awaiting it would keep one more frame alive per idle connection.
+        The consumer keeps no reference to the driver (which holds its ``dispatch``),
+        so the two form no reference cycle.
+        """
         self.scope = scope
         if getattr(self, "channel_layer", None) is None:
             self.channel_layer = get_channel_layer(self.channel_layer_alias)
         connection = self._open_connection(scope, receive, send, connections)
         self._connection = connection
-        self._driver = ConsumerDriver(connection, self.dispatch)
         self.channel_name = None
         if self.channel_layer is not None:
             self.channel_name = await self.channel_layer.new_channel()
             connection.adopt_channel(self.channel_name)
         self.base_send = self._sync_send if self._sync else connection.send_message
-        try:
-            await run_connection(connection, self._driver.serve())
-        finally:
-            # The driver holds this consumer's dispatch: a reference cycle that would
-            # wait for the cyclic collector, once per connection, if kept.
-            del self._driver
+        return ConsumerDriver(connection, self.dispatch)
 
     def _open_connection(
         self, scope: Scope, receive: Receive, send: Send, connections: Connections
@@ -151,8 +152,8 @@ class AsyncConsumer:
 
     def _may_skip(self, message: Message) -> bool:
         # A disconnect after the response (or close) was sent needs no handler.
-        driver = getattr(self, "_driver", None)
-        return driver is not None and driver.may_skip(message)
+        connection: Connection | None = getattr(self, "_connection", None)
+        return connection is not None and may_skip(connection, message)
 
     async def send(self, message: Message) -> None:
         """Send an ASGI message to the client."""
@@ -176,8 +177,8 @@ class AsyncConsumer:
         connections = Connections()
 
         async def app(scope: Scope, receive: Receive, send: Send) -> None:
-            consumer = cls(**initkwargs)
-            await consumer._serve(scope, receive, send, connections)
+            driver = await cls(**initkwargs)._open(scope, receive, send, connections)
+            await run_connection(driver.connection, driver.serve())
 
         async def aclose_connections(*, code: int = 1001, grace: float = 5.0) -> None:
             await connections.close_all(code=code, grace=grace)
