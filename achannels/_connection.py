@@ -32,6 +32,8 @@ __all__ = ["Connection", "Connections", "RuntimeStatistics", "run_connection"]
 logger = logging.getLogger("achannels")
 
 PosArgs = TypeVarTuple("PosArgs")
+#: A cleanup callback (see :meth:`Connection.add_cleanup`).
+Cleanup = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,8 +170,10 @@ class Connection(LayerClient):
         self._ending = False
         #: Cancelled from outside (the server, an enclosing task group), not by us.
         self._abandoned = False
-        # Made by the first add_cleanup(): the layer's own cleanup needs no entry.
-        self._cleanups: list[Callable[[], Awaitable[None]]] | None = None
+        # None, the one callback added, or a list once there are two: most connections
+        # have one at most (a consumer class's disconnect), and the layer's own cleanup
+        # needs no entry.
+        self._cleanups: Cleanup | list[Cleanup] | None = None
         self._user_tasks = 0  # live tasks the consumer started (not the runtime's own)
         # LayerClient's state, set here so that every connection's instance dict keeps
         # one compact layout (set later, the first group_add resizes it: ~800 bytes).
@@ -296,15 +300,19 @@ class Connection(LayerClient):
         finally:
             self._uncount_task(by_consumer=True)
 
-    def add_cleanup(self, callback: Callable[[], Awaitable[None]]) -> None:
+    def add_cleanup(self, callback: Cleanup) -> None:
         """Run ``callback()`` when the connection ends, shielded and bounded.
 
         Callbacks run last-added first, before the close frame (or error response) goes
         out; then the connection leaves its layer groups and releases its channel.
         """
-        if self._cleanups is None:
-            self._cleanups = []
-        self._cleanups.append(callback)
+        cleanups = self._cleanups
+        if cleanups is None:
+            self._cleanups = callback
+        elif isinstance(cleanups, list):
+            cleanups.append(callback)
+        else:
+            self._cleanups = [cleanups, callback]
 
     # -- ending -------------------------------------------------------------------
 
@@ -358,9 +366,14 @@ class Connection(LayerClient):
         return bool(self._cleanups) or self._channel_name is not None
 
     async def _run_cleanups(self) -> None:
-        cleanups = self._cleanups or []
-        while cleanups:
-            await _run_cleanup(cleanups.pop())
+        while (cleanups := self._cleanups) is not None:  # one may add another
+            if not isinstance(cleanups, list):
+                self._cleanups = None
+                await _run_cleanup(cleanups)
+            elif cleanups:
+                await _run_cleanup(cleanups.pop())
+            else:
+                self._cleanups = None
         if self._channel_name is not None:
             await _run_cleanup(self._leave_groups)
             await _run_cleanup(self._release_channel)
@@ -461,7 +474,7 @@ async def _end(connection: Connection) -> None:
             await _tell_client(connection, outcome)
 
 
-async def _run_cleanup(callback: Callable[[], Awaitable[None]]) -> None:
+async def _run_cleanup(callback: Cleanup) -> None:
     try:
         await callback()
     except Exception:

@@ -170,6 +170,56 @@ async def test_returning_consumer_closes_1000_and_cancels_its_tasks() -> None:
     conn.close()
 
 
+@pytest.mark.parametrize("ending", ["return", "raise", "client leaves"])
+async def test_when_the_consumers_tasks_are_cancelled_against_its_cleanup(ending: str) -> None:
+    # As delivery.md says: a consumer that fails or is cancelled takes its tasks with
+    # it, so they unwind while the cleanups run (a cleanup can wait for them); one
+    # that returns has them cancelled after the close frame.
+    router = Router(disconnect_check=0.01)
+    events: list[str] = []
+    started = anyio.Event()
+    task_ended = anyio.Event()
+
+    async def background() -> None:
+        started.set()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            events.append("task cancelled")
+            task_ended.set()
+
+    @router.websocket("/ws/")
+    async def consumer(ws: WebSocket) -> None:
+        async def cleanup() -> None:
+            if ending != "return":
+                with anyio.move_on_after(2):  # would time out if the task ran on
+                    await task_ended.wait()
+            events.append("cleanup")
+
+        await ws.accept()
+        ws.add_cleanup(cleanup)
+        ws.start_soon(background)
+        await started.wait()
+        if ending == "raise":
+            raise RuntimeError("the consumer fails")
+        if ending == "client leaves":
+            await anyio.sleep_forever()
+
+    async with anyio.create_task_group() as tg:
+        conn = await open_ws(router, tg)
+        await conn.output()
+        if ending == "client leaves":
+            await started.wait()
+            conn.send_input({"type": "websocket.disconnect", "code": 1001})
+        with anyio.fail_after(5):
+            await conn.finished.wait()
+    if ending == "return":
+        assert events == ["cleanup", "task cancelled"]
+    else:
+        assert events == ["task cancelled", "cleanup"]
+    conn.close()
+
+
 async def test_server_cancelling_the_app_still_runs_cleanup() -> None:
     router = Router()
     cleaned = anyio.Event()
